@@ -1,0 +1,55 @@
+// Control-plane tokens: base64url(claims JSON) "." base64url(Ed25519 signature over the first part).
+//
+// The control plane holds the issuer's Ed25519 key and mints short-lived tokens; the relay and the
+// agent verify them against the issuer's public key. Roles follow the platform's RBAC table.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/crypto/crypto.hpp"
+#include "common/util/result.hpp"
+
+namespace airlock::token {
+
+enum class Role { owner, template_admin, member, auditor, agent, gateway };
+
+std::string_view role_name(Role role);                  // "owner", "template-admin", ...
+std::optional<Role> role_from_name(std::string_view name);
+
+struct Claims {
+  std::string sub;             // user id (or agent id for agent tokens)
+  std::string email;
+  Role role = Role::member;
+  std::string workspace_id;    // agent tokens: the workspace the agent serves
+  std::string workspace_name;  // agent tokens: its name, which clients dial
+  std::string owner;           // agent tokens: the owning user's id
+  int64_t iat = 0;             // unix seconds
+  int64_t exp = 0;             // unix seconds
+  std::string jti;             // unique id
+};
+
+struct IssuerKey {
+  crypto::SecretKey seed;
+  crypto::Key public_key;
+  static IssuerKey generate();
+  static IssuerKey from_seed(const crypto::SecretKey& seed);
+};
+
+// Signs the claims; fills jti with a random id when empty.
+std::string mint(const IssuerKey& issuer, Claims claims);
+
+// Checks form, signature, then expiry against now (with clock_skew seconds of tolerance).
+// Errors say what is wrong: "token is malformed: ...", "token signature does not verify",
+// "token expired at 2026-11-23T10:00:00Z".
+Result<Claims> verify(std::string_view token, const crypto::Key& issuer_public, int64_t now,
+                      int64_t clock_skew = 30);
+
+// Key files: the issuer's seed and public key in base64, one line each.
+Result<IssuerKey> load_issuer_key(const std::string& path);
+Status save_issuer_key(const std::string& path, const IssuerKey& key);  // mode 0600
+Result<crypto::Key> load_public_key(const std::string& path_or_base64);
+
+}  // namespace airlock::token
