@@ -1,0 +1,27 @@
+#include <doctest/doctest.h>
+
+#include "common/util/duration.hpp"
+
+using namespace airlock;
+using namespace std::chrono;
+
+TEST_CASE("durations parse the way people type them") {
+  CHECK(*parse_duration("500ms") == milliseconds(500));
+  CHECK(*parse_duration("5s") == seconds(5));
+  CHECK(*parse_duration("5") == seconds(5));
+  CHECK(*parse_duration("30m") == minutes(30));
+  CHECK(*parse_duration("1h") == hours(1));
+  CHECK(*parse_duration("7d") == hours(24 * 7));
+  for (const char* bad : {"", "s", "5x", "-5s", "1.5h", "5 s", "99999999999s"}) {
+    auto r = parse_duration(bad);
+    CHECK_FALSE(r.ok());
+    if (!r.ok()) CHECK(r.error().message.find("is not a duration") != std::string::npos);
+  }
+}
+
+TEST_CASE("durations format back compactly") {
+  CHECK(format_duration(milliseconds(250)) == "250ms");
+  CHECK(format_duration(seconds(5)) == "5s");
+  CHECK(format_duration(minutes(90)) == "1h30m");
+  CHECK(format_duration(hours(24)) == "1d");
+}
