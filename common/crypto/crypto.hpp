@@ -61,7 +61,8 @@ uint64_t random_u64();
 Key blake2s256(std::initializer_list<ByteView> parts);
 inline Key blake2s256(ByteView data) { return blake2s256({data}); }
 // Keyed BLAKE2s (key up to 32 bytes) with a digest of out_len bytes (1..32) set in the parameter
-// block — not a truncation of the 256-bit digest.
+// block — not a truncation of the 256-bit digest. An empty key is allowed only with out_len 32
+// (plain BLAKE2s-256: OpenSSL 3.0 cannot vary the unkeyed digest length); other misuse aborts.
 Bytes blake2s_keyed(ByteView key, ByteView data, size_t out_len);
 // MAC(key, data) as WireGuard's mac1/mac2: keyed BLAKE2s, 16-byte digest.
 ByteArray<kMacSize> mac16(ByteView key, ByteView data);
@@ -105,6 +106,12 @@ class ChaChaPoly {
 // One-shot forms for the handshake (a key used for one message).
 Bytes aead_seal(const SecretKey& key, uint64_t counter, ByteView plaintext, ByteView aad);
 std::optional<Bytes> aead_open(const SecretKey& key, uint64_t counter, ByteView ciphertext, ByteView aad);
+
+// The same AEAD with an explicit 96-bit nonce, as RFC 8439 defines it (test vectors, XChaCha).
+constexpr size_t kNonceSize = 12;
+Bytes aead_seal_nonce12(const SecretKey& key, const ByteArray<kNonceSize>& nonce, ByteView plaintext, ByteView aad);
+std::optional<Bytes> aead_open_nonce12(const SecretKey& key, const ByteArray<kNonceSize>& nonce,
+                                       ByteView ciphertext, ByteView aad);
 
 // HChaCha20(key, 16-byte nonce) -> 32-byte subkey (draft-irtf-cfrg-xchacha §2.2).
 Key hchacha20(const SecretKey& key, const ByteArray<16>& nonce);
