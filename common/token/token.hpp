@@ -38,18 +38,39 @@ struct IssuerKey {
   static IssuerKey from_seed(const crypto::SecretKey& seed);
 };
 
-// Signs the claims; fills jti with a random id when empty.
+// Longest token verify() accepts; real ones are a few hundred bytes.
+constexpr size_t kMaxTokenSize = 8192;
+
+// Signs the claims; fills jti with a random id when empty. Empty strings are left out of the JSON;
+// bytes that are not UTF-8 in a string claim are replaced with U+FFFD.
 std::string mint(const IssuerKey& issuer, Claims claims);
 
 // Checks form, signature, then expiry against now (with clock_skew seconds of tolerance).
+// Order: the two parts and their base64url, then the signature over the ASCII of the first part,
+// and only then the claims JSON (a JSON object with string sub, known role, integer iat and exp;
+// optional email, workspace_id, workspace_name, owner, jti must be strings; other fields are
+// ignored), then time: exp + skew must not be past and iat - skew must not be in the future.
 // Errors say what is wrong: "token is malformed: ...", "token signature does not verify",
 // "token expired at 2026-11-23T10:00:00Z".
 Result<Claims> verify(std::string_view token, const crypto::Key& issuer_public, int64_t now,
                       int64_t clock_skew = 30);
 
-// Key files: the issuer's seed and public key in base64, one line each.
+// The claims JSON as mint() writes it, and its strict parser as verify() uses it after the
+// signature has verified (exposed for tests and fuzzing).
+std::string claims_json(const Claims& claims);
+Result<Claims> parse_claims(std::string_view json);
+
+// Key files: the issuer's seed and public key in base64, one line each:
+//   # Airlock token issuer key (Ed25519); keep this file secret
+//   seed: <44 characters of base64>
+//   public: <44 characters of base64>
+// Blank lines and lines starting with '#' are ignored; "public" is optional when loading and,
+// when present, must match the seed.
 Result<IssuerKey> load_issuer_key(const std::string& path);
+// Written to a new file in the same directory (O_EXCL, mode 0600) and renamed over path.
 Status save_issuer_key(const std::string& path, const IssuerKey& key);  // mode 0600
+// A public key given inline (44 characters of base64) or as a file: an issuer key file (its
+// "public" line, or derived from "seed"), or a file holding just the base64 key.
 Result<crypto::Key> load_public_key(const std::string& path_or_base64);
 
 }  // namespace airlock::token
