@@ -93,40 +93,60 @@ bool required_time(const json& object, const char* name, int64_t& out, std::stri
   return false;
 }
 
-std::string read_small_file(const std::string& path, Error& error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+// An open file descriptor, closed by its destructor.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // close(2) reports deferred write errors, so the writer checks it.
+  int close() {
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+// Reads a key file of at most kMaxKeyFileSize bytes; mode is its permission bits.
+std::string read_small_file(const std::string& path, Error& error, mode_t& mode) {
+  mode = 0;
+  // O_NONBLOCK so that naming a FIFO cannot hang the caller; it is refused below.
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (fd.get() < 0) {
     error = make_error("cannot open " + path + ": " + std::strerror(errno));
     return {};
   }
   struct stat st {};
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
-    LOG_WARN("token", "%s is readable by other users (mode %04o); chmod 600 it", path.c_str(),
-             static_cast<unsigned>(st.st_mode & 07777));
+  if (fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    error = make_error(path + " is not a regular file");
+    return {};
   }
+  mode = st.st_mode & 07777;
   std::string data(kMaxKeyFileSize + 1, '\0');
+  const WipeOnExit wiper{data};
   size_t got = 0;
   while (got < data.size()) {
-    const ssize_t n = ::read(fd, data.data() + got, data.size() - got);
+    const ssize_t n = ::read(fd.get(), data.data() + got, data.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       error = make_error("cannot read " + path + ": " + std::strerror(errno));
-      ::close(fd);
-      crypto::wipe(data.data(), data.size());
       return {};
     }
     if (n == 0) break;
     got += static_cast<size_t>(n);
   }
-  ::close(fd);
   if (got > kMaxKeyFileSize) {
     error = make_error(path + " is larger than " + std::to_string(kMaxKeyFileSize) + " bytes: not a key file");
-    crypto::wipe(data.data(), data.size());
     return {};
   }
-  std::string result(data.data(), got);
-  crypto::wipe(data.data(), data.size());
-  return result;
+  return std::string(data.data(), got);
 }
 
 // The "name: value" lines of a key file. A bare base64 line is returned under the name "".
@@ -296,37 +316,38 @@ Result<Claims> verify(std::string_view token, const crypto::Key& issuer_public, 
 }
 
 Status save_issuer_key(const std::string& path, const IssuerKey& key) {
-  std::string text = "# Airlock token issuer key (Ed25519); keep this file secret\nseed: " +
-                     crypto::key_to_base64(key.seed) + "\npublic: " + crypto::key_to_base64(key.public_key) + "\n";
+  // Appended in place, so that no temporary string holds a copy of the seed.
+  std::string seed = crypto::key_to_base64(key.seed);
+  const WipeOnExit seed_wiper{seed};
+  std::string text;
   const WipeOnExit wiper{text};
+  text.reserve(256);
+  text.append("# Airlock token issuer key (Ed25519); keep this file secret\nseed: ");
+  text.append(seed);
+  text.append("\npublic: ").append(crypto::key_to_base64(key.public_key)).append("\n");
 
   // A fresh file that nobody else can have opened (O_EXCL, 0600 from birth), renamed into place
   // so that a reader never sees half a key and an existing file's mode does not carry over.
   char suffix[32];
   std::snprintf(suffix, sizeof suffix, ".tmp-%08x", crypto::random_u32());
   const std::string tmp = path + suffix;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error("cannot create " + tmp + ": " + std::strerror(errno));
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (fd.get() < 0) return make_error("cannot create " + tmp + ": " + std::strerror(errno));
   auto fail = [&](const char* what) {
     const int saved = errno;
-    ::close(fd);
     ::unlink(tmp.c_str());
     return make_error(std::string(what) + " " + path + ": " + std::strerror(saved));
   };
-  if (fchmod(fd, 0600) != 0) return fail("cannot set mode 0600 on");  // umask may only narrow it, but be explicit
+  if (fchmod(fd.get(), 0600) != 0) return fail("cannot set mode 0600 on");  // umask may only narrow it; be explicit
   size_t done = 0;
   while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail("cannot write");
     done += static_cast<size_t>(n);
   }
-  if (fsync(fd) != 0) return fail("cannot sync");
-  if (::close(fd) != 0) {
-    const int saved = errno;
-    ::unlink(tmp.c_str());
-    return make_error("cannot write " + path + ": " + std::strerror(saved));
-  }
+  if (fsync(fd.get()) != 0) return fail("cannot sync");
+  if (fd.close() != 0) return fail("cannot write");
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int saved = errno;
     ::unlink(tmp.c_str());
@@ -337,12 +358,18 @@ Status save_issuer_key(const std::string& path, const IssuerKey& key) {
 
 Result<IssuerKey> load_issuer_key(const std::string& path) {
   Error error;
-  std::string text = read_small_file(path, error);
+  mode_t mode = 0;
+  std::string text = read_small_file(path, error, mode);
   const WipeOnExit wiper{text};
   if (!error.message.empty()) return error;
   KeyFileLines lines;
   if (Status parsed = parse_key_file(text, path, lines); !parsed) return parsed.error();
   if (!lines.seed) return make_error(path + ": no \"seed:\" line; is this a public key file?");
+  // Not refused: secret volumes (Kubernetes defaultMode 0644) are often mounted this way.
+  if ((mode & 077) != 0) {
+    LOG_WARN("token", "%s holds a secret key but other users may read it (mode %04o); chmod 600 it", path.c_str(),
+             static_cast<unsigned>(mode));
+  }
   Result<crypto::Key> seed = crypto::key_from_base64(*lines.seed);
   if (!seed) return make_error(path + ": seed: " + seed.error().message);
   IssuerKey key = IssuerKey::from_seed(crypto::SecretKey(*seed));
@@ -358,7 +385,8 @@ Result<IssuerKey> load_issuer_key(const std::string& path) {
 Result<crypto::Key> load_public_key(const std::string& path_or_base64) {
   if (Result<crypto::Key> inline_key = crypto::key_from_base64(path_or_base64)) return inline_key;
   Error error;
-  std::string text = read_small_file(path_or_base64, error);
+  mode_t mode = 0;
+  std::string text = read_small_file(path_or_base64, error, mode);
   const WipeOnExit wiper{text};
   if (!error.message.empty()) {
     return make_error("\"" + path_or_base64 + "\" is neither a 44-character base64 key nor a readable file (" +
