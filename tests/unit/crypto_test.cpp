@@ -416,14 +416,15 @@ TEST_CASE("base64 matches RFC 4648 §10") {
       {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
       {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
   };
-  for (const auto& [plain, encoded] : vectors) {
+  for (const auto& vector : vectors) {
+    const std::string_view plain = vector.first, encoded = vector.second;
     CAPTURE(plain);
     CHECK(base64_encode(as_bytes(plain)) == encoded);
     const auto decoded = base64_decode(encoded);
     REQUIRE(decoded.ok());
     CHECK(as_chars(*decoded) == plain);
     // base64url is the same without padding.
-    std::string url = encoded;
+    std::string url(encoded);
     while (!url.empty() && url.back() == '=') url.pop_back();
     CHECK(base64url_encode(as_bytes(plain)) == url);
     const auto url_decoded = base64url_decode(url);
