@@ -186,6 +186,8 @@ void Agent::set_state(LifecycleState next) {
   AIRLOCK_LOG_AT(level, "agent", "lifecycle: %s -> %s", workspace::lifecycle_state_name(before),
                  workspace::lifecycle_state_name(next));
   notify(StatusChange::lifecycle);
+  // Lifecycle changes are few and what readers wait for: no coalescing delay for them.
+  write_status_now();
 }
 
 ScriptSpec Agent::script_spec(ScriptKind kind, const config::Script& script) const {
