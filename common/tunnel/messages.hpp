@@ -93,6 +93,7 @@ inline constexpr unsigned MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME / REKEY_TIME
 inline constexpr Duration ZERO_KEY_MATERIAL_TIME = 3 * REJECT_AFTER_TIME;  // 540 s
 // A responder consumes at most this many initiations per second from one peer.
 inline constexpr unsigned INITIATIONS_PER_SECOND = 50;
+inline constexpr Duration INITIATION_MIN_INTERVAL = Duration(std::chrono::seconds(1)) / INITIATIONS_PER_SECOND;
 // Under load, handshake messages with a valid mac2 are still rate limited per source.
 inline constexpr unsigned HANDSHAKES_PER_SECOND_PER_SOURCE = 20;
 inline constexpr unsigned HANDSHAKES_BURSTABLE_PER_SOURCE = 5;
