@@ -13,6 +13,7 @@ constexpr unsigned char kSubstitute = 0x1a;
 constexpr long kMaxParam = 99999;
 constexpr uint32_t kWideContinuation = 0xffffffffu;
 constexpr size_t kMaxTitleLength = 256;
+constexpr size_t kMaxWrite = 4096;
 
 bool alt_screen_mode(long number) { return number == 47 || number == 1047 || number == 1049; }
 
@@ -132,7 +133,12 @@ void TerminalScreen::feed(ByteView output) {
 }
 
 void TerminalScreen::write(ByteView bytes) {
-  if (!bytes.empty()) vterm_input_write(vt_.get(), reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  // libvterm decodes a run of text into a stack array sized by the run: a few megabytes without a
+  // control byte overflow the stack. Small slices keep it to kMaxWrite * 4 bytes.
+  for (size_t at = 0; at < bytes.size(); at += kMaxWrite) {
+    size_t n = std::min(kMaxWrite, bytes.size() - at);
+    vterm_input_write(vt_.get(), reinterpret_cast<const char*>(bytes.data() + at), n);
+  }
   // A copy is only trusted for a switch inside the segment it was taken for.
   armed_ = false;
 }
