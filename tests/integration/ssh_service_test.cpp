@@ -1,0 +1,709 @@
+// The agent's ssh service against stock OpenSSH: ssh, scp, sftp, rsync, tmux-driven interactive
+// sessions, -L / -W / -R forwards, keepalives, host key persistence and the file-transfer policy.
+//
+// The server runs on a libuv loop in a background thread and listens on a unix socket; every
+// accepted connection is handed to SshServer::serve(), as the agent hands it a tunnel stream.
+// OpenSSH reaches it through a ProxyCommand, and proxy_command() is the only place that says
+// how: set AIRLOCK_SSH_TEST_PROXY (e.g. "airlock proxy ws1") to run the same client commands
+// through the real relay and agent.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <uv.h>
+
+#include "agent/ssh/ssh_server.hpp"
+#include "common/util/log.hpp"
+
+namespace fs = std::filesystem;
+using airlock::agent::AuditNote;
+using airlock::agent::Identity;
+using airlock::agent::ssh::SshConfig;
+using airlock::agent::ssh::SshServer;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kBlockedMessage = "file transfer is disabled in this workspace by policy";
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+// A scratch directory removed at the end of the test case.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "airlock-ssh-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+struct RunResult {
+  int exit_code = -1;  // -1: killed by the timeout
+  std::string out;
+  std::string err;
+  double seconds = 0;
+};
+
+// Runs `command` with /bin/sh, capturing stdout and stderr; kills it after `timeout`.
+RunResult run(const std::string& command, std::chrono::seconds timeout = 120s) {
+  static std::atomic<int> counter{0};
+  int n = counter++;
+  fs::path out_path = fs::temp_directory_path() / ("airlock-ssh-run-" + std::to_string(::getpid()) + "-" + std::to_string(n));
+  fs::path err_path = out_path.string() + ".err";
+  int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::dup2(null_fd, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    ::execv("/bin/sh", const_cast<char* const*>(argv));
+    ::_exit(127);
+  }
+  ::close(out_fd);
+  ::close(err_fd);
+  ::close(null_fd);
+  RunResult result;
+  int status = 0;
+  while (true) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    if (std::chrono::steady_clock::now() - start > timeout) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.out = read_file(out_path);
+  result.err = read_file(err_path);
+  fs::remove(out_path);
+  fs::remove(err_path);
+  return result;
+}
+
+// A client process left running (ssh -N -L ...), killed with its process group at the end.
+struct Background {
+  pid_t pid = -1;
+  explicit Background(const std::string& command) {
+    const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
+    pid = ::fork();
+    if (pid == 0) {
+      ::setpgid(0, 0);
+      int null_fd = ::open("/dev/null", O_RDWR);
+      ::dup2(null_fd, 0);
+      ::execv("/bin/sh", const_cast<char* const*>(argv));
+      ::_exit(127);
+    }
+  }
+  ~Background() {
+    ::kill(-pid, SIGTERM);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+};
+
+// The SSH server under test, on its own loop thread.
+class Harness {
+ public:
+  explicit Harness(const fs::path& dir, SshConfig config = {}) : dir_(dir) {
+    socket_path_ = (dir / "ssh.sock").string();
+    if (config.host_key_path.empty()) config.host_key_path = (dir / "state" / "ssh_host_ed25519_key").string();
+    config.audit = [this](const Identity& who, AuditNote note) {
+      std::lock_guard lock(mutex_);
+      notes_.push_back({who, std::move(note)});
+    };
+    host_key_path_ = config.host_key_path;
+    std::promise<std::string> ready;
+    auto started = ready.get_future();
+    thread_ = std::thread([this, config = std::move(config), &ready]() mutable { loop_main(std::move(config), ready); });
+    std::string error = started.get();
+    if (!error.empty()) thread_.join();
+    REQUIRE_MESSAGE(error.empty(), error);
+    running_ = true;
+  }
+
+  ~Harness() {
+    if (!running_) return;
+    uv_async_send(&stop_);
+    thread_.join();
+  }
+
+  const std::string& socket_path() const { return socket_path_; }
+  const std::string& host_key_path() const { return host_key_path_; }
+  const std::string& fingerprint() const { return fingerprint_; }
+
+  std::vector<AuditNote> notes(const std::string& type = "") {
+    std::lock_guard lock(mutex_);
+    std::vector<AuditNote> out;
+    for (const auto& [who, note] : notes_)
+      if (type.empty() || note.event_type == type) out.push_back(note);
+    return out;
+  }
+  std::vector<Identity> note_identities() {
+    std::lock_guard lock(mutex_);
+    std::vector<Identity> out;
+    for (const auto& [who, note] : notes_) out.push_back(who);
+    return out;
+  }
+
+  // Runs fn on the loop thread and waits for it.
+  void call(std::function<void(SshServer&)> fn) {
+    std::promise<void> done;
+    {
+      std::lock_guard lock(mutex_);
+      calls_.push_back([&] {
+        fn(*server_);
+        done.set_value();
+      });
+    }
+    uv_async_send(&call_);
+    done.get_future().get();
+  }
+
+  size_t active_sessions() {
+    size_t n = 0;
+    call([&](SshServer& s) { n = s.active_sessions(); });
+    return n;
+  }
+
+ private:
+  void loop_main(SshConfig config, std::promise<std::string>& ready) {
+    uv_loop_init(&loop_);
+    auto server = SshServer::create(&loop_, std::move(config));
+    if (!server) {
+      ready.set_value(server.error().message);
+      uv_loop_close(&loop_);
+      return;
+    }
+    server_ = std::move(*server);
+    fingerprint_ = server_->host_key_fingerprint();
+
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", socket_path_.c_str());
+    ::unlink(socket_path_.c_str());
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || ::listen(listen_fd_, 16) != 0) {
+      server_.reset();
+      uv_run(&loop_, UV_RUN_DEFAULT);
+      uv_loop_close(&loop_);
+      ready.set_value("cannot listen on " + socket_path_);
+      return;
+    }
+    uv_poll_init(&loop_, &listener_, listen_fd_);
+    listener_.data = this;
+    uv_poll_start(&listener_, UV_READABLE, [](uv_poll_t* h, int, int) {
+      auto* self = static_cast<Harness*>(h->data);
+      int fd;
+      while ((fd = ::accept4(self->listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        Identity who{"user-1", "dev@example.com", "member", "198.51.100.7", "peerkey="};
+        auto served = self->server_->serve(fd, who);
+        (void)served;
+      }
+    });
+    uv_async_init(&loop_, &stop_, [](uv_async_t* h) {
+      auto* self = static_cast<Harness*>(h->data);
+      self->server_.reset();
+      uv_close(reinterpret_cast<uv_handle_t*>(&self->listener_), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&self->call_), nullptr);
+      ::close(self->listen_fd_);
+    });
+    stop_.data = this;
+    uv_async_init(&loop_, &call_, [](uv_async_t* h) {
+      auto* self = static_cast<Harness*>(h->data);
+      std::vector<std::function<void()>> calls;
+      {
+        std::lock_guard lock(self->mutex_);
+        calls.swap(self->calls_);
+      }
+      for (auto& c : calls) c();
+    });
+    call_.data = this;
+    ready.set_value("");
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+  }
+
+  fs::path dir_;
+  std::string socket_path_;
+  std::string host_key_path_;
+  std::string fingerprint_;
+  std::thread thread_;
+  bool running_ = false;
+  uv_loop_t loop_{};
+  uv_poll_t listener_{};
+  uv_async_t stop_{};
+  uv_async_t call_{};
+  int listen_fd_ = -1;
+  std::unique_ptr<SshServer> server_;
+  std::mutex mutex_;
+  std::vector<std::pair<Identity, AuditNote>> notes_;
+  std::vector<std::function<void()>> calls_;
+};
+
+// THE way OpenSSH reaches the server: everything else in these tests is plain OpenSSH usage.
+std::string proxy_command(const Harness& harness) {
+  if (const char* proxy = std::getenv("AIRLOCK_SSH_TEST_PROXY"); proxy != nullptr && *proxy != '\0') return proxy;
+  return "socat - UNIX-CONNECT:" + harness.socket_path();
+}
+
+// An ssh_config naming the server "ws"; `ssh -F <it>` replaces -F /dev/null so that scp, sftp
+// and rsync -e take the same options without shell-quoting a ProxyCommand three levels deep.
+struct Client {
+  fs::path config;
+  fs::path known_hosts;
+  std::string ssh;  // "ssh -F <config>"
+
+  Client(const Harness& harness, const fs::path& dir, const std::string& extra = "",
+         const std::string& host_key_checking = "accept-new") {
+    config = dir / "ssh_config";
+    if (known_hosts.empty()) known_hosts = dir / "known_hosts";
+    write_file(config, "Host ws\n"
+                       "  HostName ws.airlock\n"
+                       "  User dev\n"
+                       "  ProxyCommand " + proxy_command(harness) + "\n"
+                       "  BatchMode yes\n"
+                       "  StrictHostKeyChecking " + host_key_checking + "\n"
+                       "  UserKnownHostsFile " + known_hosts.string() + "\n"
+                       "  GlobalKnownHostsFile /dev/null\n"
+                       "  LogLevel ERROR\n" + extra);
+    ssh = "ssh -F " + config.string();
+  }
+  std::string scp() const { return "scp -F " + config.string(); }
+  std::string sftp() const { return "sftp -F " + config.string(); }
+  std::string rsync() const { return "rsync -e 'ssh -F " + config.string() + "'"; }
+};
+
+std::string sha256(const fs::path& path) {
+  RunResult r = run("sha256sum '" + path.string() + "' | cut -d' ' -f1");
+  return r.out;
+}
+
+// A TCP echo server on loopback: echoes until the client half-closes, then closes.
+class EchoServer {
+ public:
+  EchoServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t length = sizeof(address);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] {
+      while (true) {
+        int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) return;
+        std::thread([c] {
+          char buffer[16384];
+          ssize_t n;
+          while ((n = ::read(c, buffer, sizeof(buffer))) > 0)
+            if (::write(c, buffer, static_cast<size_t>(n)) != n) break;
+          ::close(c);
+        }).detach();
+      }
+    });
+  }
+  ~EchoServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// Connects to 127.0.0.1:port (retrying while a forward comes up), sends `text`, half-closes and
+// returns everything read back.
+std::string echo_through(int port, const std::string& text, std::chrono::seconds wait = 15s) {
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+      ::close(fd);
+      std::this_thread::sleep_for(100ms);
+      continue;
+    }
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)!::write(fd, text.data(), text.size());
+    ::shutdown(fd, SHUT_WR);
+    std::string got;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) got.append(buffer, static_cast<size_t>(n));
+    ::close(fd);
+    return got;
+  }
+  return "<could not connect>";
+}
+
+std::string tmux_capture(const std::string& tmux) { return run(tmux + " capture-pane -p -t t", 10s).out; }
+
+bool wait_for_pane(const std::string& tmux, const std::string& needle, std::chrono::seconds wait = 15s) {
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (tmux_capture(tmux).find(needle) != std::string::npos) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::seconds wait = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return condition();
+}
+
+}  // namespace
+
+TEST_CASE("exec: stdout, stderr and the exit status reach the client; audit notes are recorded") {
+  TempDir dir;
+  Harness harness(dir.path);
+  Client client(harness, dir.path);
+
+  RunResult r = run(client.ssh + " ws 'echo hi; echo oops >&2; exit 3'");
+  CHECK(r.exit_code == 3);
+  CHECK(r.out == "hi\n");
+  CHECK(r.err == "oops\n");
+
+  // An exec that reads its stdin until EOF: the client's EOF must reach it.
+  r = run("printf 'one\\ntwo\\n' > " + (dir.path / "in").string() + "; " + client.ssh + " ws 'wc -l' < " +
+          (dir.path / "in").string());
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find('2') != std::string::npos);
+
+  // A process killed by a signal is reported as exit-signal.
+  r = run(client.ssh + " ws 'kill -TERM $$'");
+  CHECK(r.exit_code == 255);
+
+  CHECK(wait_until([&] { return harness.notes("session_end").size() >= 3; }));
+  auto execs = harness.notes("exec");
+  REQUIRE(execs.size() >= 1);
+  CHECK(execs[0].details["command"] == "echo hi; echo oops >&2; exit 3");
+  CHECK(execs[0].details["service"] == "ssh");
+  CHECK(harness.notes("session_start").size() >= 3);
+  for (const Identity& who : harness.note_identities()) CHECK(who.user_email == "dev@example.com");
+  CHECK(wait_until([&] { return harness.active_sessions() == 0; }));
+}
+
+TEST_CASE("env: SetEnv from the client, the manifest's env and working directory") {
+  TempDir dir;
+  fs::create_directories(dir.path / "work");
+  SshConfig config;
+  config.env = {{"AIRLOCK_MANIFEST_VAR", "from-manifest"}};
+  config.directory = (dir.path / "work").string();
+  Harness harness(dir.path, config);
+  Client client(harness, dir.path);
+
+  RunResult r = run(client.ssh + " -o SetEnv=AIRLOCK_TEST_VAR=hello ws 'echo $AIRLOCK_TEST_VAR $AIRLOCK_MANIFEST_VAR; pwd; printenv TERM || echo no-term'");
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "hello from-manifest\n" + (dir.path / "work").string() + "\nno-term\n");
+
+  // With a pty, TERM comes from the client's pty-req.
+  r = run("TERM=vt220 " + client.ssh + " -tt ws 'echo term=$TERM'");
+  CHECK(r.out.find("term=vt220") != std::string::npos);
+}
+
+TEST_CASE("Ctrl-C on a pty interrupts the remote process") {
+  TempDir dir;
+  Harness harness(dir.path);
+  Client client(harness, dir.path);
+
+  // The ^C byte travels in-band; the remote tty's ISIG turns it into SIGINT for the job.
+  RunResult r = run("(sleep 2; printf '\\003'; sleep 4) | " + client.ssh +
+                        " -tt ws \"trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done\"; "
+                        "echo ssh_rc=$?",
+                    60s);
+  CHECK(r.out.find("ready") != std::string::npos);
+  CHECK(r.out.find("got-INT") != std::string::npos);
+  CHECK(r.out.find("ssh_rc=7") != std::string::npos);
+
+  // A plain `sleep 100` dies of the SIGINT; the session ends long before 100 s.
+  r = run("(sleep 2; printf '\\003'; sleep 3) | " + client.ssh + " -tt ws 'sleep 100; echo survived'", 60s);
+  CHECK(r.exit_code != -1);
+  CHECK(r.out.find("survived") == std::string::npos);
+  CHECK(r.seconds < 30);
+}
+
+TEST_CASE("interactive ssh -tt under tmux: typing, resize and exit") {
+  TempDir dir;
+  Harness harness(dir.path);
+  Client client(harness, dir.path);
+  std::string tmux = "tmux -S " + (dir.path / "tmux.sock").string();
+
+  RunResult started = run(tmux + " new-session -d -s t -x 100 -y 30 '" + client.ssh + " -tt ws'", 20s);
+  REQUIRE(started.exit_code == 0);
+  run(tmux + " send-keys -t t 'echo hello-$((6*7))' Enter", 10s);
+  CHECK(wait_for_pane(tmux, "hello-42"));
+  run(tmux + " send-keys -t t 'stty size' Enter", 10s);
+  CHECK(wait_for_pane(tmux, "30 100"));
+  run(tmux + " resize-window -t t -x 120 -y 40", 10s);
+  std::this_thread::sleep_for(300ms);
+  run(tmux + " send-keys -t t 'stty size' Enter", 10s);
+  CHECK(wait_for_pane(tmux, "40 120"));
+  run(tmux + " send-keys -t t 'exit' Enter", 10s);
+  // The pane's ssh exits when the shell does, which ends the tmux session.
+  CHECK(wait_until([&] { return run(tmux + " has-session -t t", 10s).exit_code != 0; }, 15s));
+  run(tmux + " kill-server", 10s);
+  CHECK(harness.notes("shell").size() == 1);
+}
+
+TEST_CASE("scp, sftp and rsync move 100 MB both ways intact") {
+  TempDir dir;
+  Harness harness(dir.path);
+  Client client(harness, dir.path);
+  const fs::path source = dir.path / "source.bin";
+  constexpr double kMegabytes = 100;
+  REQUIRE(run("head -c 104857600 /dev/urandom > " + source.string()).exit_code == 0);
+  const std::string expected = sha256(source);
+  REQUIRE(expected.size() > 60);
+
+  auto transfer = [&](const std::string& name, const std::string& command, const fs::path& result) {
+    RunResult r = run(command, 300s);
+    CHECK_MESSAGE(r.exit_code == 0, name << ": " << r.err);
+    CHECK_MESSAGE(sha256(result) == expected, name);
+    MESSAGE(name << ": " << kMegabytes / r.seconds << " MB/s (" << r.seconds << " s)");
+    fs::remove(result);
+  };
+  const fs::path remote = dir.path / "remote.bin";  // "inside the workspace" is this machine
+  const fs::path back = dir.path / "back.bin";
+
+  REQUIRE(run(client.scp() + " " + source.string() + " ws:" + remote.string()).exit_code == 0);  // warm-up
+  fs::remove(remote);
+  transfer("scp upload", client.scp() + " " + source.string() + " ws:" + remote.string(), remote);
+  run("cp " + source.string() + " " + remote.string());
+  transfer("scp download", client.scp() + " ws:" + remote.string() + " " + back.string(), back);
+  transfer("scp -O upload", client.scp() + " -O " + source.string() + " ws:" + remote.string(), remote);
+  run("cp " + source.string() + " " + remote.string());
+  transfer("scp -O download", client.scp() + " -O ws:" + remote.string() + " " + back.string(), back);
+
+  write_file(dir.path / "put.batch", "put " + source.string() + " " + remote.string() + "\n");
+  transfer("sftp put", client.sftp() + " -b " + (dir.path / "put.batch").string() + " ws", remote);
+  run("cp " + source.string() + " " + remote.string());
+  write_file(dir.path / "get.batch", "get " + remote.string() + " " + back.string() + "\n");
+  transfer("sftp get", client.sftp() + " -b " + (dir.path / "get.batch").string() + " ws", back);
+
+  transfer("rsync upload", client.rsync() + " " + source.string() + " ws:" + remote.string(), remote);
+  run("cp " + source.string() + " " + remote.string());
+  transfer("rsync download", client.rsync() + " ws:" + remote.string() + " " + back.string(), back);
+
+  CHECK(wait_until([&] { return harness.notes("sftp_end").size() == harness.notes("sftp_start").size(); }));
+  CHECK(harness.notes("sftp_start").size() >= 4);
+}
+
+TEST_CASE("ssh -L and ssh -W reach a port inside the workspace; ssh -R listens inside it") {
+  TempDir dir;
+  Harness harness(dir.path);
+  Client client(harness, dir.path);
+  EchoServer echo;
+
+  // -W is a direct-tcpip channel on stdio, with half-close in both directions.
+  RunResult r = run("printf hello-W | " + client.ssh + " -W 127.0.0.1:" + std::to_string(echo.port()) + " ws", 30s);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "hello-W");
+
+  // A closed port is refused at open time, as sshd does.
+  r = run(client.ssh + " -W 127.0.0.1:" + std::to_string(free_tcp_port()) + " ws < /dev/null", 30s);
+  CHECK(r.exit_code != 0);
+
+  {
+    int local = free_tcp_port();
+    Background forward(client.ssh + " -N -o ExitOnForwardFailure=yes -L " + std::to_string(local) + ":127.0.0.1:" +
+                       std::to_string(echo.port()) + " ws");
+    CHECK(echo_through(local, "hello-L") == "hello-L");
+    std::string big(1 << 20, 'x');
+    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    CHECK(echo_through(local, big) == big);
+  }
+  {
+    int remote = free_tcp_port();
+    Background forward(client.ssh + " -N -o ExitOnForwardFailure=yes -R " + std::to_string(remote) + ":127.0.0.1:" +
+                       std::to_string(echo.port()) + " ws");
+    CHECK(echo_through(remote, "hello-R") == "hello-R");
+    CHECK(echo_through(remote, "again-R") == "again-R");
+  }
+  CHECK(harness.notes("port_forward").size() >= 3);
+}
+
+TEST_CASE("port policy applies to direct-tcpip") {
+  TempDir dir;
+  EchoServer echo;
+  SshConfig config;
+  config.policy.ports.deny.push_back({static_cast<uint16_t>(echo.port()), static_cast<uint16_t>(echo.port())});
+  Harness harness(dir.path, config);
+  Client client(harness, dir.path);
+  RunResult r = run("printf x | " + client.ssh + " -W 127.0.0.1:" + std::to_string(echo.port()) + " ws", 30s);
+  CHECK(r.exit_code != 0);
+  CHECK(r.out.empty());
+  CHECK(harness.notes("port_forward_blocked").size() == 1);
+}
+
+TEST_CASE("keepalives: the server answers the client's and sends its own") {
+  TempDir dir;
+  SshConfig config;
+  config.keepalive_interval = 1s;
+  Harness harness(dir.path, config);
+  Client client(harness, dir.path);
+
+  // The client gives up after one unanswered keepalive: it must get answers.
+  RunResult r = run(client.ssh + " -o ServerAliveInterval=1 -o ServerAliveCountMax=1 ws 'sleep 4; echo ok'", 60s);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "ok\n");
+
+  r = run(client.ssh + " -v ws 'sleep 3'", 60s);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.find("keepalive@openssh.com") != std::string::npos);
+}
+
+TEST_CASE("the host key persists in the state directory across server restarts") {
+  TempDir dir;
+  std::string first_fingerprint;
+  {
+    Harness harness(dir.path);
+    first_fingerprint = harness.fingerprint();
+    Client client(harness, dir.path);
+    CHECK(run(client.ssh + " ws true").exit_code == 0);
+    struct stat st {};
+    REQUIRE(::stat(harness.host_key_path().c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+  CHECK(read_file(dir.path / "known_hosts").find("ssh-ed25519") != std::string::npos);
+  {
+    Harness harness(dir.path);
+    CHECK(harness.fingerprint() == first_fingerprint);
+    Client client(harness, dir.path, "", "yes");
+    RunResult r = run(client.ssh + " ws 'echo same-key'");
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "same-key\n");
+  }
+  {
+    // Control: a server with another state directory is rejected by the same known_hosts.
+    TempDir other;
+    SshConfig config;
+    config.host_key_path = (other.path / "key").string();
+    Harness harness(dir.path, config);
+    CHECK(harness.fingerprint() != first_fingerprint);
+    Client client(harness, dir.path, "", "yes");
+    CHECK(run(client.ssh + " ws true").exit_code == 255);
+  }
+}
+
+TEST_CASE("block_file_transfer refuses scp, sftp and rsync with a visible reason") {
+  TempDir dir;
+  SshConfig config;
+  config.policy.block_file_transfer = true;
+  Harness harness(dir.path, config);
+  Client client(harness, dir.path);
+  const fs::path source = dir.path / "source.txt";
+  write_file(source, "secret\n");
+  const std::string target = " ws:" + (dir.path / "copy.txt").string();
+
+  struct Attempt {
+    std::string name;
+    std::string command;
+  };
+  write_file(dir.path / "put.batch", "put " + source.string() + " " + (dir.path / "copy.txt").string() + "\n");
+  std::vector<Attempt> attempts = {
+      {"scp", client.scp() + " " + source.string() + target},
+      {"scp -O", client.scp() + " -O " + source.string() + target},
+      {"scp -O download", client.scp() + " -O" + target + " " + (dir.path / "back.txt").string()},
+      {"sftp", client.sftp() + " -b " + (dir.path / "put.batch").string() + " ws"},
+      {"rsync", client.rsync() + " " + source.string() + target},
+      {"exec sftp-server", client.ssh + " ws /usr/lib/openssh/sftp-server"},
+  };
+  for (const Attempt& attempt : attempts) {
+    RunResult r = run(attempt.command, 60s);
+    CHECK_MESSAGE(r.exit_code != 0, attempt.name);
+    CHECK_MESSAGE(r.err.find(kBlockedMessage) != std::string::npos, attempt.name << " stderr: " << r.err);
+  }
+  CHECK_FALSE(fs::exists(dir.path / "copy.txt"));
+  CHECK_FALSE(fs::exists(dir.path / "back.txt"));
+
+  RunResult r = run(client.ssh + " ws 'scp -t /tmp'");
+  CHECK(r.exit_code == 1);
+
+  // Everything else still works.
+  r = run(client.ssh + " ws 'echo still-ok'");
+  CHECK(r.out == "still-ok\n");
+
+  auto blocked = harness.notes("file_transfer_blocked");
+  CHECK(blocked.size() >= attempts.size() + 1);
+  bool saw_rsync = false;
+  for (const AuditNote& note : blocked)
+    if (note.details["command"].get<std::string>().find("rsync --server") != std::string::npos) saw_rsync = true;
+  CHECK(saw_rsync);
+  CHECK(harness.notes("sftp_start").empty());
+}
