@@ -169,8 +169,10 @@ int main(int argc, char** argv) {
 
     uv_run(&loop, UV_RUN_DEFAULT);
   }
-  // The agent's destructor closed its handles; let their close callbacks run.
-  uv_run(&loop, UV_RUN_NOWAIT);
+  // The agent's destructor closed its handles; let their close callbacks (and cancelled
+  // requests) run. Bounded: an exiting PID 1 must never hang on a forgotten handle.
+  for (int i = 0; i < 100 && uv_run(&loop, UV_RUN_NOWAIT) != 0; ++i) {
+  }
   uv_loop_close(&loop);
   return exit_code;
 }

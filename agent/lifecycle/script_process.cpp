@@ -84,6 +84,8 @@ Status ScriptProcess::start() {
   }
 
   if (spec_.timeout.count() > 0) {
+    // The loop's clock is from the start of this iteration; the timeout counts from the spawn.
+    uv_update_time(loop_);
     timeout_.init([&](uv_timer_t* h) { return uv_timer_init(loop_, h); });
     timeout_->data = this;
     uv_timer_start(

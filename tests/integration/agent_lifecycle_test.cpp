@@ -588,26 +588,27 @@ TEST_CASE("app health: initializing -> healthy -> unhealthy after exactly `thres
   server.take_answers();
   server.set(HealthServer::Mode::failing);
   s = agent.wait_status([&](const json& st) { return health(st, "web") == "unhealthy"; }, 6s, "unhealthy");
-  auto answers = server.take_answers();
-  int failures = 0;
-  for (auto& [t, code] : answers) failures += code == 503;
-  CHECK(failures == threshold);  // not one more, not one fewer
+  std::vector<system_clock::time_point> failed_at;
+  for (auto& [t, code] : server.take_answers())
+    if (code == 503) failed_at.push_back(t);
+  CHECK(static_cast<int>(failed_at.size()) == threshold);  // not one more, not one fewer
   const json& web = *find_app(s, "web");
   CHECK(web["consecutive_failures"] == threshold);
   CHECK(web["health_detail"] == "status 503");
   // Checks are one interval apart: the threshold-th failure came (threshold-1) intervals after the first.
-  REQUIRE(answers.size() >= 2);
-  auto spread = answers.back().first - answers.front().first;
+  REQUIRE(failed_at.size() >= 2);
+  auto spread = failed_at.back() - failed_at.front();
   CHECK(spread >= 1800ms);
-  CHECK(spread <= 2300ms);
+  CHECK(spread <= 2600ms);  // room for a loaded machine's late timers
   auto changed = parse_time(web["health_changed_at"]);
-  CHECK(changed >= answers.back().first - 50ms);
-  CHECK(changed <= answers.back().first + 500ms);
+  CHECK(changed >= failed_at.back() - 50ms);
+  CHECK(changed <= failed_at.back() + 500ms);
 
   server.set(HealthServer::Mode::ok);
   s = agent.wait_status([&](const json& st) { return health(st, "web") == "healthy"; }, 3s, "healthy again");
-  answers = server.take_answers();
-  CHECK(answers.size() == 1);  // one success heals
+  int successes = 0;
+  for (auto& [t, code] : server.take_answers()) successes += code == 200;
+  CHECK(successes == 1);  // one success heals
 
   server.set(HealthServer::Mode::down);
   s = agent.wait_status([&](const json& st) { return health(st, "web") == "unhealthy"; }, 6s, "unhealthy when down");
