@@ -21,6 +21,18 @@ struct OpenArgs {
   std::string command;
 };
 
+// An integer in [1, max], whether JSON text made it unsigned or C++ code made it a signed int.
+std::optional<uint16_t> dimension(const nlohmann::json& args, std::string_view key, uint16_t max) {
+  auto it = args.find(key);
+  if (it == args.end() || !it->is_number_integer()) return std::nullopt;
+  if (it->is_number_unsigned() ? it->get<uint64_t>() > max : (it->get<int64_t>() < 1 || it->get<int64_t>() > max)) {
+    return std::nullopt;
+  }
+  auto value = it->get<uint16_t>();
+  if (value < 1) return std::nullopt;
+  return value;
+}
+
 Result<OpenArgs> parse_open_args(const nlohmann::json& args) {
   namespace proto = airlock::pty;
   if (!args.is_object()) return make_error("pty: open arguments must be a JSON object");
@@ -30,16 +42,14 @@ Result<OpenArgs> parse_open_args(const nlohmann::json& args) {
     return make_error("pty: \"session\" must be 1-64 characters of [A-Za-z0-9._-]");
   }
   out.session = session->get<std::string>();
-  auto cols = args.find(proto::kOpenCols);
-  auto rows = args.find(proto::kOpenRows);
-  if (cols == args.end() || rows == args.end() || !cols->is_number_unsigned() || !rows->is_number_unsigned() ||
-      cols->get<uint64_t>() > proto::kMaxCols || rows->get<uint64_t>() > proto::kMaxRows ||
-      !proto::valid_size(cols->get<uint32_t>(), rows->get<uint32_t>())) {
+  auto cols = dimension(args, proto::kOpenCols, proto::kMaxCols);
+  auto rows = dimension(args, proto::kOpenRows, proto::kMaxRows);
+  if (!cols || !rows) {
     return make_error("pty: \"cols\" and \"rows\" must be integers, 1-" + std::to_string(proto::kMaxCols) + " and 1-" +
                       std::to_string(proto::kMaxRows));
   }
-  out.cols = cols->get<uint16_t>();
-  out.rows = rows->get<uint16_t>();
+  out.cols = *cols;
+  out.rows = *rows;
   if (auto command = args.find(proto::kOpenCommand); command != args.end() && !command->is_null()) {
     if (!command->is_string()) return make_error("pty: \"command\" must be a string");
     out.command = command->get<std::string>();

@@ -5,6 +5,10 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +26,7 @@
 #include <vterm.h>
 
 #include "agent/pty/pty_sessions.hpp"
+#include "cli/pty_terminal.hpp"
 #include "common/pty/cell_writer.hpp"
 #include "common/pty/protocol.hpp"
 #include "common/pty/screen.hpp"
@@ -228,14 +233,16 @@ class Service {
     });
   }
 
-  Viewer attach(nlohmann::json args) {
+  // Attaches the agent's end of a new socketpair; returns the client's end.
+  int attach_fd(const nlohmann::json& args) {
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
     ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
     auto status = loop.run([&] { return sessions_->attach(fds[0], args, tester()); });
     last_attach_error = status.ok() ? "" : status.error().message;
-    return Viewer(fds[1]);
+    return fds[1];
   }
+  Viewer attach(const nlohmann::json& args) { return Viewer(attach_fd(args)); }
   Viewer attach(const std::string& id, uint16_t cols = 80, uint16_t rows = 24, std::string command = "") {
     nlohmann::json args = {{"session", id}, {"cols", cols}, {"rows", rows}};
     if (!command.empty()) args["command"] = command;
@@ -690,4 +697,198 @@ TEST_CASE("the service shuts down cleanly with sessions running") {
     REQUIRE(v.wait_output("alive-2"));
   }
   CHECK(g_open_handles == 0);
+}
+
+namespace {
+
+// The user's side of a local terminal (the pty master), as a person at the keyboard.
+struct LocalTerminal {
+  LocalTerminal() {
+    struct winsize size {};
+    size.ws_col = 80;
+    size.ws_row = 24;
+    REQUIRE(::openpty(&master, &slave, nullptr, nullptr, &size) == 0);
+    ::fcntl(master, F_SETFL, ::fcntl(master, F_GETFL) | O_NONBLOCK);
+    REQUIRE(::tcgetattr(slave, &cooked) == 0);
+  }
+  ~LocalTerminal() {
+    ::close(master);
+    ::close(slave);
+  }
+  void type(std::string_view text) { REQUIRE(::write(master, text.data(), text.size()) == static_cast<ssize_t>(text.size())); }
+  bool wait_screen(std::string_view needle, std::chrono::milliseconds timeout = 15s) {
+    auto deadline = Clock::now() + timeout;
+    while (screen.find(needle) == std::string::npos) {
+      if (Clock::now() > deadline) return false;
+      pollfd p{master, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) {
+        char buffer[4096];
+        ssize_t n = ::read(master, buffer, sizeof buffer);
+        if (n > 0) screen.append(buffer, static_cast<size_t>(n));
+      }
+    }
+    return true;
+  }
+  bool raw() const {
+    struct termios mode {};
+    ::tcgetattr(slave, &mode);
+    return !(mode.c_lflag & (ICANON | ECHO | ISIG)) && !(mode.c_oflag & OPOST);
+  }
+  bool restored() const {
+    struct termios mode {};
+    ::tcgetattr(slave, &mode);
+    return mode.c_lflag == cooked.c_lflag && mode.c_iflag == cooked.c_iflag && mode.c_oflag == cooked.c_oflag;
+  }
+
+  int master = -1;
+  int slave = -1;
+  struct termios cooked {};
+  std::string screen;
+};
+
+}  // namespace
+
+TEST_CASE("the CLI's terminal: raw mode, keystrokes, window changes, exit code, and the terminal back") {
+  Service service;
+  LocalTerminal local;
+  std::atomic<int> exit_code{-1};
+  std::atomic<bool> reattached{true};
+  std::unique_ptr<airlock::cli::PtyTerminal> terminal;
+  airlock::cli::PtyTerminal::Events events;
+  events.session = [&](const proto::SessionInfo& info) { reattached = info.reattached; };
+  events.exited = [&](proto::ExitStatus status) { exit_code = airlock::cli::PtyTerminal::exit_code(status); };
+  REQUIRE(service.loop.run([&] {
+    terminal = std::make_unique<airlock::cli::PtyTerminal>(service.loop.get(), events,
+                                                           airlock::cli::PtyTerminalOptions{local.slave, local.slave, true});
+    return terminal->start().ok();
+  }));
+  CHECK(local.raw());
+  auto size = service.loop.run([&] { return terminal->window_size(); });
+  REQUIRE(size);
+  CHECK(size->cols == 80);
+
+  std::string id = unique_id("cli");
+  int fd = service.attach_fd({{"session", id}, {"cols", size->cols}, {"rows", size->rows}});
+  REQUIRE(service.loop.run([&] { return terminal->attach(fd).ok(); }));
+  local.type("echo typed-$((3*3))\r");
+  CHECK(local.wait_screen("typed-9"));
+  CHECK_FALSE(reattached);
+
+  // A window change on the local terminal reaches the remote shell.
+  struct winsize bigger {};
+  bigger.ws_col = 100;
+  bigger.ws_row = 30;
+  ::ioctl(local.master, TIOCSWINSZ, &bigger);
+  ::raise(SIGWINCH);
+  auto deadline = Clock::now() + 5s;
+  while (service.stats(id)->cols != 100 && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  local.type("stty size\r");
+  CHECK(local.wait_screen("30 100"));
+
+  local.type("exit 5\r");
+  deadline = Clock::now() + 15s;
+  while (exit_code == -1 && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  CHECK(exit_code == 5);
+  service.loop.run([&] { terminal->stop(); });
+  CHECK(local.restored());
+  service.loop.run([&] { terminal.reset(); });
+}
+
+TEST_CASE("the CLI's terminal reports a lost connection and reattaches to the same session") {
+  Service service;
+  LocalTerminal local;
+  std::mutex mutex;
+  std::vector<std::pair<std::string, bool>> losses;
+  std::atomic<int> sessions_seen{0};
+  std::atomic<bool> last_reattached{false};
+  airlock::cli::PtyTerminal::Events events;
+  events.session = [&](const proto::SessionInfo& info) {
+    last_reattached = info.reattached;
+    ++sessions_seen;
+  };
+  events.connection_lost = [&](const std::string& reason, bool refused) {
+    std::lock_guard lock(mutex);
+    losses.emplace_back(reason, refused);
+  };
+  std::unique_ptr<airlock::cli::PtyTerminal> terminal;
+  REQUIRE(service.loop.run([&] {
+    terminal = std::make_unique<airlock::cli::PtyTerminal>(service.loop.get(), events,
+                                                           airlock::cli::PtyTerminalOptions{local.slave, local.slave, true});
+    return terminal->start().ok();
+  }));
+
+  // A connection that just ends: worth a reconnect.
+  int pair[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  REQUIRE(service.loop.run([&] { return terminal->attach(pair[0]).ok(); }));
+  ::close(pair[1]);
+  auto lost = [&](size_t n) {
+    auto deadline = Clock::now() + 5s;
+    for (;;) {
+      {
+        std::lock_guard lock(mutex);
+        if (losses.size() >= n) return true;
+      }
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+  };
+  REQUIRE(lost(1));
+  CHECK_FALSE(losses[0].second);
+
+  // An agent that refuses, with a reason.
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  REQUIRE(service.loop.run([&] { return terminal->attach(pair[0]).ok(); }));
+  Bytes refusal;
+  proto::encode_error("session limit reached", refusal);
+  REQUIRE(::write(pair[1], refusal.data(), refusal.size()) == static_cast<ssize_t>(refusal.size()));
+  REQUIRE(lost(2));
+  CHECK(losses[1].first == "session limit reached");
+  CHECK(losses[1].second);
+  ::close(pair[1]);
+
+  // The real thing: attach, lose it, re-dial with the same session id.
+  std::string id = unique_id("cli-again");
+  int fd = service.attach_fd({{"session", id}, {"cols", 80}, {"rows", 24}});
+  REQUIRE(service.loop.run([&] { return terminal->attach(fd).ok(); }));
+  local.type("echo first-$((1+6))\r");
+  REQUIRE(local.wait_screen("first-7"));
+  service.loop.run([&] { terminal->detach(); });
+  local.type("echo second-$((2+6))\r");  // typed while away: waits in the local terminal
+  fd = service.attach_fd({{"session", id}, {"cols", 80}, {"rows", 24}});
+  REQUIRE(service.loop.run([&] { return terminal->attach(fd).ok(); }));
+  CHECK(local.wait_screen("second-8"));
+  CHECK(last_reattached);
+  CHECK(sessions_seen == 2);
+  service.loop.run([&] { terminal.reset(); });
+  CHECK(local.restored());
+}
+
+TEST_CASE("the CLI's terminal is restored when a signal ends the program") {
+  LocalTerminal local;
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // As in a plain program: the test harness's own handlers are not there.
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL}) ::signal(sig, SIG_DFL);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    airlock::cli::PtyTerminal terminal(&loop, {}, airlock::cli::PtyTerminalOptions{local.slave, local.slave, true});
+    if (!terminal.start()) _exit(2);
+    (void)!::write(ready[1], "r", 1);
+    for (;;) ::pause();
+  }
+  char byte = 0;
+  REQUIRE(::read(ready[0], &byte, 1) == 1);
+  CHECK(local.raw());
+  ::kill(child, SIGTERM);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGTERM);
+  CHECK(local.restored());
+  ::close(ready[0]);
+  ::close(ready[1]);
 }
