@@ -152,10 +152,11 @@ Status Agent::start() {
   }
 
   set_state(LifecycleState::starting);
+  // The startup script is what a user waits for: it is spawned before the monitors' first runs.
+  run_startup_script();
   ports_->start();
   health_->start();
   metadata_->start();
-  run_startup_script();
   return Ok{};
 }
 

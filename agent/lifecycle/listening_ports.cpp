@@ -15,6 +15,8 @@
 namespace airlock::agent {
 namespace {
 
+constexpr uint64_t kFirstScanMs = 200;
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return {};
@@ -93,8 +95,11 @@ ListeningPortScanner::ListeningPortScanner(uv_loop_t* loop, std::chrono::millise
 void ListeningPortScanner::start() {
   timer_.init([&](uv_timer_t* h) { return uv_timer_init(loop_, h); });
   timer_->data = this;
+  // The scan walks /proc synchronously (tens of ms on a busy host): the first one waits a moment
+  // so it does not sit between a quick startup script's exit and "ready".
+  uint64_t first = std::min<uint64_t>(kFirstScanMs, static_cast<uint64_t>(interval_.count()));
   uv_timer_start(
-      timer_.get(), [](uv_timer_t* h) { static_cast<ListeningPortScanner*>(h->data)->scan_now(); }, 0,
+      timer_.get(), [](uv_timer_t* h) { static_cast<ListeningPortScanner*>(h->data)->scan_now(); }, first,
       static_cast<uint64_t>(interval_.count()));
 }
 
