@@ -412,7 +412,9 @@ TEST_CASE("ten simulated minutes of traffic across rekeys: every message once, i
         REQUIRE(e.payload.size() >= 12);
         const uint32_t len = load_le32(e.payload.data());
         REQUIRE(e.payload.size() == padded_size(len));
-        for (size_t i = 12; i < len; ++i) REQUIRE(e.payload[i] == static_cast<uint8_t>(i));
+        bool intact = true;
+        for (size_t i = 12; i < len; ++i) intact &= e.payload[i] == static_cast<uint8_t>(i);
+        REQUIRE(intact);
         received[1 - s].push_back(load_le64(e.payload.data() + 4));
       }
     }
