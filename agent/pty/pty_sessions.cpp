@@ -44,9 +44,9 @@ Result<OpenArgs> parse_open_args(const nlohmann::json& args) {
   out.session = session->get<std::string>();
   auto cols = dimension(args, proto::kOpenCols, proto::kMaxCols);
   auto rows = dimension(args, proto::kOpenRows, proto::kMaxRows);
-  if (!cols || !rows) {
-    return make_error("pty: \"cols\" and \"rows\" must be integers, 1-" + std::to_string(proto::kMaxCols) + " and 1-" +
-                      std::to_string(proto::kMaxRows));
+  if (!cols || !rows || !proto::valid_size(*cols, *rows)) {
+    return make_error("pty: \"cols\" and \"rows\" must be integers, " + std::to_string(proto::kMinCols) + "-" +
+                      std::to_string(proto::kMaxCols) + " and 1-" + std::to_string(proto::kMaxRows));
   }
   out.cols = *cols;
   out.rows = *rows;

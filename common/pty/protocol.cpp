@@ -166,7 +166,7 @@ void encode(const Frame& frame, Bytes& out) {
 }
 
 bool valid_size(uint32_t cols, uint32_t rows) {
-  return cols >= 1 && cols <= kMaxCols && rows >= 1 && rows <= kMaxRows;
+  return cols >= kMinCols && cols <= kMaxCols && rows >= 1 && rows <= kMaxRows;
 }
 
 bool valid_session_id(std::string_view id) {
@@ -268,8 +268,8 @@ Result<std::optional<Frame>> FrameDecoder::next() {
       if (length != kResizePayload) return fail("RESIZE frame must be 4 bytes, got " + std::to_string(length));
       Resize r{load_be16(payload.data()), load_be16(payload.data() + 2)};
       if (!valid_size(r.cols, r.rows)) {
-        return fail("RESIZE " + std::to_string(r.cols) + "x" + std::to_string(r.rows) + " is out of range (1-" +
-                    std::to_string(kMaxCols) + " cols, 1-" + std::to_string(kMaxRows) + " rows)");
+        return fail("RESIZE " + std::to_string(r.cols) + "x" + std::to_string(r.rows) + " is out of range (" +
+                    std::to_string(kMinCols) + "-" + std::to_string(kMaxCols) + " cols, 1-" + std::to_string(kMaxRows) + " rows)");
       }
       frame = r;
       break;

@@ -8,7 +8,8 @@
 //
 // Client -> agent:
 //   0x01 INPUT   [bytes]                        what the user typed or pasted; may be empty
-//   0x02 RESIZE  [cols u16 BE][rows u16 BE]     the viewer's window size; exactly 4 bytes
+//   0x02 RESIZE  [cols u16 BE][rows u16 BE]     the viewer's window size; exactly 4 bytes; cols
+//                                               2-1000, rows 1-500
 // Agent -> client:
 //   0x81 OUTPUT  [bytes]                        what the terminal prints (live output or a repaint)
 //   0x82 SESSION [UTF-8 JSON object]            first frame: {"id","state":"new"|"reattached",
@@ -61,6 +62,7 @@ inline constexpr size_t kResizePayload = 4;                 // RESIZE, exactly
 inline constexpr size_t kExitPayload = 8;                   // EXIT, exactly
 inline constexpr size_t kMaxSessionPayload = 4 * 1024;      // SESSION
 inline constexpr size_t kMaxReasonPayload = 1024;           // ERROR
+inline constexpr uint16_t kMinCols = 2;                     // libvterm cannot place a wide character in 1
 inline constexpr uint16_t kMaxCols = 1000;                  // a screen model costs ~36 B a cell
 inline constexpr uint16_t kMaxRows = 500;
 inline constexpr uint32_t kMaxExitCode = 255;

@@ -14,6 +14,8 @@ constexpr long kMaxParam = 99999;
 constexpr uint32_t kWideContinuation = 0xffffffffu;
 constexpr size_t kMaxTitleLength = 256;
 constexpr size_t kMaxWrite = 4096;
+// libvterm 0.1.4 writes through a null cell for a wide character on a one-column screen.
+constexpr int kMinCols = 2;
 
 bool alt_screen_mode(long number) { return number == 47 || number == 1047 || number == 1049; }
 
@@ -85,8 +87,8 @@ void AltScreenEntryScanner::scan(ByteView chunk, std::vector<size_t>& splits) {
 }
 
 TerminalScreen::TerminalScreen(int cols, int rows, size_t scrollback_lines)
-    : vt_(vterm_new(std::max(rows, 1), std::max(cols, 1))),
-      cols_(std::max(cols, 1)),
+    : vt_(vterm_new(std::max(rows, 1), std::max(cols, kMinCols))),
+      cols_(std::max(cols, kMinCols)),
       rows_(std::max(rows, 1)),
       scrollback_limit_(scrollback_lines),
       modes_(std::max(rows, 1)) {
@@ -156,12 +158,20 @@ void TerminalScreen::copy_primary() {
 }
 
 void TerminalScreen::resize(int cols, int rows) {
-  cols = std::max(cols, 1);
+  cols = std::max(cols, kMinCols);
   rows = std::max(rows, 1);
   if (cols == cols_ && rows == rows_) return;
   cols_ = cols;
   rows_ = rows;
   vterm_set_size(vt_.get(), rows, cols);
+  // libvterm 0.1.4 can leave the cursor above the screen when it shrinks (row -1), and would write
+  // through a null cell there: put it back inside, as a terminal would.
+  VTermPos pos = cursor();
+  if (pos.row < 0 || pos.row >= rows || pos.col < 0 || pos.col >= cols) {
+    std::string home = "\x1b[" + std::to_string(std::clamp(pos.row, 0, rows - 1) + 1) + ";" +
+                       std::to_string(std::clamp(pos.col, 0, cols - 1) + 1) + "H";
+    vterm_input_write(vt_.get(), home.data(), home.size());
+  }
   modes_.resize(rows);
   resize_primary_copy();
 }

@@ -271,7 +271,8 @@ TEST_CASE("session ids and sizes") {
   CHECK(valid_session_id(std::string(kMaxSessionIdLength, 'a')));
   CHECK_FALSE(valid_session_id("a/b"));
   CHECK_FALSE(valid_session_id("../x"));
-  CHECK(valid_size(1, 1));
+  CHECK(valid_size(2, 1));
+  CHECK_FALSE(valid_size(1, 1));  // libvterm cannot model a one-column screen safely
   CHECK_FALSE(valid_size(0, 1));
   CHECK_FALSE(valid_size(kMaxCols + 1, 1));
   CHECK(valid_utf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
