@@ -80,6 +80,10 @@ class SshServer::Impl final : public ServerContext {
   }
 
   Status serve(int fd, Identity identity) {
+    if (!config_.policy.ssh) {
+      ::close(fd);  // the agent should not route the stream here at all; refuse if it does
+      return make_error("ssh: disabled by the workspace policy");
+    }
     auto connection = std::make_unique<Connection>(*this, std::move(identity));
     Status started = connection->start(fd);
     if (!started) {

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include <libssh/libssh.h>
 #include <uv.h>
 
 #include "agent/ssh/ssh_server.hpp"
@@ -407,6 +409,34 @@ std::string echo_through(int port, const std::string& text, std::chrono::seconds
   return "<could not connect>";
 }
 
+int connect_unix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", path.c_str());
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  return fd;
+}
+
+// This machine's host name if every address it resolves to is 127.0.0.1, else "".
+std::string loopback_host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  if (::getaddrinfo(name, nullptr, &hints, &result) != 0) return "";
+  bool loopback = result != nullptr;
+  for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(ai->ai_addr);
+    if (ai->ai_family != AF_INET || v4->sin_addr.s_addr != htonl(INADDR_LOOPBACK)) loopback = false;
+  }
+  ::freeaddrinfo(result);
+  return loopback ? name : "";
+}
+
+bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
 std::string tmux_capture(const std::string& tmux) { return run(tmux + " capture-pane -p -t t", 10s).out; }
 
 bool wait_for_pane(const std::string& tmux, const std::string& needle, std::chrono::seconds wait = 15s) {
@@ -482,11 +512,16 @@ TEST_CASE("Ctrl-C on a pty interrupts the remote process") {
   Harness harness(dir.path);
   Client client(harness, dir.path);
 
-  // The ^C byte travels in-band; the remote tty's ISIG turns it into SIGINT for the job.
-  RunResult r = run("(sleep 2; printf '\\003'; sleep 4) | " + client.ssh +
-                        " -tt ws \"trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done\"; "
-                        "echo ssh_rc=$?",
-                    60s);
+  // The ^C byte travels in-band; the remote tty's ISIG turns it into SIGINT for the job. It is
+  // sent once the trap is set ("ready" came back): a login environment can take a while (bash
+  // run by an ssh server sources ~/.bashrc).
+  const std::string out = (dir.path / "ctrl-c.out").string();
+  RunResult r = run("(i=0; while ! grep -q ready " + out + " 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
+                    "printf '\\003'; sleep 3) | " + client.ssh +
+                        " -tt ws \"trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done\" > " + out +
+                        "; echo ssh_rc=$? >> " + out + "; cat " + out,
+                    90s);
+  INFO("exit ", r.exit_code, " after ", r.seconds, " s; stdout: ", r.out, "; stderr: ", r.err);
   CHECK(r.out.find("ready") != std::string::npos);
   CHECK(r.out.find("got-INT") != std::string::npos);
   CHECK(r.out.find("ssh_rc=7") != std::string::npos);
@@ -574,6 +609,14 @@ TEST_CASE("ssh -L and ssh -W reach a port inside the workspace; ssh -R listens i
   RunResult r = run("printf hello-W | " + client.ssh + " -W 127.0.0.1:" + std::to_string(echo.port()) + " ws", 30s);
   CHECK(r.exit_code == 0);
   CHECK(r.out == "hello-W");
+
+  // A name (not a numeric address, not "localhost") is resolved off the loop first: the
+  // machine's own name, where it resolves to loopback only.
+  if (std::string name = loopback_host_name(); !name.empty()) {
+    r = run("printf hello-name | " + client.ssh + " -W " + name + ":" + std::to_string(echo.port()) + " ws", 30s);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "hello-name");
+  }
 
   // A closed port is refused at open time, as sshd does.
   r = run(client.ssh + " -W 127.0.0.1:" + std::to_string(free_tcp_port()) + " ws < /dev/null", 30s);
@@ -706,4 +749,89 @@ TEST_CASE("block_file_transfer refuses scp, sftp and rsync with a visible reason
     if (note.details["command"].get<std::string>().find("rsync --server") != std::string::npos) saw_rsync = true;
   CHECK(saw_rsync);
   CHECK(harness.notes("sftp_start").empty());
+}
+
+TEST_CASE("the signal request reaches a process that has no pty") {
+  // OpenSSH's client never sends "signal"; libssh's client does.
+  TempDir dir;
+  Harness harness(dir.path);
+  int fd = connect_unix(harness.socket_path());
+  ssh_session session = ssh_new();
+  REQUIRE(session != nullptr);
+  ssh_options_set(session, SSH_OPTIONS_FD, &fd);
+  ssh_options_set(session, SSH_OPTIONS_HOST, "ws");
+  ssh_options_set(session, SSH_OPTIONS_USER, "dev");
+  REQUIRE(ssh_connect(session) == SSH_OK);
+  CHECK(ssh_userauth_none(session, nullptr) == SSH_AUTH_SUCCESS);
+  ssh_channel channel = ssh_channel_new(session);
+  REQUIRE(ssh_channel_open_session(channel) == SSH_OK);
+  REQUIRE(ssh_channel_request_exec(channel, "trap 'echo got-INT; exit 9' INT; echo ready; while :; do sleep 0.1; done") ==
+          SSH_OK);
+  std::string output;
+  char buffer[256];
+  auto read_until = [&](const std::string& needle) {
+    auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (output.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      int n = ssh_channel_read_timeout(channel, buffer, sizeof(buffer), 0, 500);
+      if (n > 0) output.append(buffer, static_cast<size_t>(n));
+      if (n < 0 || ssh_channel_is_eof(channel)) break;
+    }
+    return output.find(needle) != std::string::npos;
+  };
+  CHECK(read_until("ready"));
+  CHECK(ssh_channel_request_send_signal(channel, "INT") == SSH_OK);
+  CHECK(read_until("got-INT"));
+  CHECK(ssh_channel_get_exit_status(channel) == 9);
+  ssh_channel_close(channel);
+  ssh_channel_free(channel);
+  ssh_disconnect(session);
+  ssh_free(session);
+  ::close(fd);  // libssh leaves a caller's fd open; the stream's end is what the server sees
+  CHECK(wait_until([&] { return harness.active_sessions() == 0; }));
+}
+
+TEST_CASE("a client that goes away hangs up its processes, with or without a pty") {
+  TempDir dir;
+  Harness harness(dir.path);
+  Client client(harness, dir.path);
+  for (const char* tty : {"-T", "-tt"}) {
+    CAPTURE(tty);
+    fs::path pid_file = dir.path / (std::string("pid") + tty);
+    pid_t pid = 0;
+    {
+      Background session(client.ssh + " " + tty + " ws 'echo $$ > " + pid_file.string() + "; exec sleep 1000'");
+      REQUIRE(wait_until([&] { return !read_file(pid_file).empty(); }, 15s));
+      pid = std::stoi(read_file(pid_file));
+      CHECK_FALSE(process_gone(pid));
+    }  // the client is killed here: the stream closes
+    CHECK(wait_until([&] { return process_gone(pid); }, 15s));
+  }
+  CHECK(wait_until([&] { return harness.active_sessions() == 0; }));
+}
+
+TEST_CASE("garbage on the stream closes that one session; the server keeps serving") {
+  TempDir dir;
+  Harness harness(dir.path);
+  Client client(harness, dir.path);
+  for (const std::string& garbage : {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+                                    std::string("SSH-2.0-evil\r\n") + std::string(70000, '\xff'),
+                                    std::string(5000, '\0')}) {
+    int fd = connect_unix(harness.socket_path());
+    (void)!::write(fd, garbage.data(), garbage.size());
+    pollfd p{fd, POLLIN, 0};
+    bool closed = false;
+    auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (!closed && std::chrono::steady_clock::now() < deadline) {
+      if (::poll(&p, 1, 200) > 0) {
+        char buffer[4096];
+        ssize_t n = ::read(fd, buffer, sizeof(buffer));
+        closed = n <= 0;
+      }
+    }
+    CHECK(closed);
+    ::close(fd);
+  }
+  RunResult r = run(client.ssh + " ws 'echo alive'");
+  CHECK(r.out == "alive\n");
+  CHECK(wait_until([&] { return harness.active_sessions() == 0; }));
 }
