@@ -149,6 +149,7 @@ Status ChildProcess::fork_on_pty(const SpawnRequest& request, ChildStdio& stdio)
   if (pid == 0) exec_on_pty(slave.get(), request.program.c_str(), argv.data(), envp.data(), request.directory.c_str(), home);
 
   pid_ = pid;
+  if (request.claim) claim_ = request.claim(pid);  // same loop turn as the fork: nobody reaped it yet
   slave.reset();  // the child holds the only slave fd: the master reads EIO once the child's side is gone
   stdio.pty_master = std::move(master);
   if (Status watching = watch_pty_child(); !watching) {
@@ -215,6 +216,7 @@ void ChildProcess::collect_pty_child() {
 void ChildProcess::record_exit(ExitInfo info) {
   exited_ = true;
   exit_ = info;
+  claim_.reset();
   pidfd_poll_.close();
   pidfd_.reset();
   sigchld_.close();

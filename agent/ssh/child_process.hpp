@@ -7,14 +7,17 @@
 //    they are forked here; a pidfd (pidfd_open) polled on the loop says when the child ended,
 //    and waitpid(pid, WNOHANG) then collects the status. Without pidfds (kernel < 5.3) a SIGCHLD
 //    uv_signal handle does the same job.
-// The reaper must therefore never reap these pids itself (no waitpid(-1)/wait() on every
-// SIGCHLD): a status it steals is lost (the ssh client then sees no exit-status), and for
-// uv_spawn children libuv would never report the exit at all. See docs/SSH.md.
+// The agent's reaper finds uv_spawn children itself and is told about pty children through
+// SpawnRequest::claim (called in the same loop turn as the fork); it must never reap either (no
+// waitpid(-1)/wait() on every SIGCHLD): a pty status it steals is lost (the ssh client then sees
+// no exit-status, and a warning is logged), and for uv_spawn children libuv would never report
+// the exit at all. See docs/SSH.md.
 #pragma once
 
 #include <sys/ioctl.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +37,8 @@ struct SpawnRequest {
   std::vector<std::string> env;      // "NAME=value", the whole environment
   std::string directory;             // must exist
   std::optional<struct winsize> pty;  // set: a new pty becomes the child's controlling terminal
+  // pty children: registers the pid with the agent's reaper (see SshConfig::claim_child).
+  std::function<std::shared_ptr<void>(int pid)> claim;
 };
 
 // The parent's ends of the child's stdio, non-blocking and close-on-exec.
@@ -84,6 +89,7 @@ class ChildProcess {
   ExitInfo exit_;
   Waker waker_;
   UvHandle<uv_process_t> process_;  // pipe children
+  std::shared_ptr<void> claim_;     // pty children: the reaper's hands-off token until reaped
   Fd pidfd_;                        // pty children
   UvHandle<uv_poll_t> pidfd_poll_;
   UvHandle<uv_signal_t> sigchld_;   // pty children without pidfd support

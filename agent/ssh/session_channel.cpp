@@ -199,6 +199,7 @@ class SessionChannel final : public Channel {
                         : is_directory(user.home)      ? user.home
                                                        : "/";
     request.pty = pty_;
+    request.claim = config.claim_child;
     if (kind == Kind::sftp) {
       request.program = context.sftp_server();
       request.argv = {base_name(request.program)};

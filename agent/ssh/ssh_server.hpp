@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +36,11 @@ struct SshConfig {
   std::string sftp_server_path;
   // How often the server sends keepalive@openssh.com to each client (0: never).
   std::chrono::seconds keepalive_interval{30};
+  // Called on the loop right after a pty child is forked, before control returns to the loop,
+  // so that the agent's reaper keeps its hands off it (ChildRegistry::claim); the returned token
+  // is dropped once the service has collected the child's exit status with waitpid(pid).
+  // Children started with uv_spawn (exec without a pty, sftp) need nothing: they are libuv's.
+  std::function<std::shared_ptr<void>(int pid)> claim_child;
 };
 
 class SshServer {
