@@ -94,7 +94,9 @@ Gauge& Registry::gauge(std::string_view name, std::string_view help, const Label
 std::string Registry::render() const {
   std::lock_guard lock(mutex_);
   std::string out;
-  for (const auto& [name, f] : families_) {
+  for (const auto& entry : families_) {
+    const std::string& name = entry.first;
+    const Family& f = entry.second;
     out += "# HELP ";
     out += name;
     out += ' ';
