@@ -118,7 +118,7 @@ struct Side {
         app.written += *took;
         if (*took < n) app.writable = false;
       }
-      if (app.written == app.to_send && app.finish_after && app.to_send > 0) {
+      if (app.written == app.to_send && app.finish_after) {
         REQUIRE(session.finish(id).ok());
         app.finish_after = false;  // once
       }
