@@ -105,7 +105,8 @@ bool Session::is_local_id(StreamId id) const { return (id & 1u) == (role_ == Rol
 // Ids are handed out in increasing order, so an id below the next one that is not in the map has
 // been closed (rather than never used).
 bool Session::was_closed(StreamId id) const {
-  return is_local_id(id) ? id < next_local_id_ : id <= highest_peer_id_;
+  if (is_local_id(id)) return id < next_local_id_;
+  return id <= std::max(highest_peer_id_[0], highest_peer_id_[1]);
 }
 
 void Session::maybe_close(Stream& s) {
@@ -402,11 +403,14 @@ void Session::handle_open(const OpenFrame& f) {
     fail("peer opened " + id_text(id) + ", an id of this side's parity");
     return;
   }
-  if (id <= highest_peer_id_) {
-    fail("peer opened " + id_text(id) + " again (ids only grow)");
+  // The peer numbers its streams in open() order, and each lane carries its opens in that order;
+  // only the other lane may still bring a lower id.
+  StreamId& highest = highest_peer_id_[lane_index(f.h.lane)];
+  if (id <= highest || find(id)) {
+    fail("peer opened " + id_text(id) + " again (ids only grow within a lane)");
     return;
   }
-  highest_peer_id_ = id;
+  highest = id;
 
   auto [it, inserted] = streams_.try_emplace(id, config_.max_window);
   Stream& s = it->second;

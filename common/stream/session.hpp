@@ -321,7 +321,9 @@ class Session {
   std::unordered_map<StreamId, Stream> streams_;
   size_t peer_streams_ = 0;       // open streams the peer opened
   StreamId next_local_id_;
-  StreamId highest_peer_id_ = 0;
+  // The highest id the peer opened, per lane: opens of one lane arrive in id order, but a lane may
+  // overtake the other, so across lanes they need not.
+  StreamId highest_peer_id_[kLaneCount] = {0, 0};
   Lane lanes_[kLaneCount];
   size_t stateless_resets_ = 0;   // queued resets for streams that do not exist
   RttEstimator rtt_;
