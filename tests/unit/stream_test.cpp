@@ -198,7 +198,10 @@ TEST_CASE("interactive data overtakes a saturating bulk stream") {
       if (auto* d = std::get_if<DataFrame>(&*f); d && d->h.stream == keys) arrived_in = index;
     }
   };
-  REQUIRE(sim.a.session.write(keys, as_bytes("ls -l\r")).ok());
+  // Six keystrokes ("ls -l\r" in length): bytes of the stream's pattern, which the receiver checks.
+  Bytes keystrokes(6);
+  for (size_t i = 0; i < keystrokes.size(); ++i) keystrokes[i] = pattern_byte(keys, true, i);
+  REQUIRE(*sim.a.session.write(keys, keystrokes) == keystrokes.size());
   REQUIRE(sim.run_until([&] { return sim.b.apps[keys].received == 6; }, 1s));
   REQUIRE(arrived_in);
   MESSAGE("keystrokes went out " << (*arrived_in - written_at_index) << " payload(s) after the write, behind bulk");
