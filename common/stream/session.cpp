@@ -130,6 +130,19 @@ Duration Session::retransmit_timeout(const Lane& lane) const {
   return std::min(rto, config_.max_rto);
 }
 
+// When on_timer() has to look at the lane's frames in flight: the oldest one (or the last resume,
+// if later) plus the timeout; once expired, when the probe that asks the peer for a sign of life
+// is to be repeated. nullopt while nothing is in flight or frames wait to be resent.
+std::optional<TimePoint> Session::retransmit_deadline(const Lane& lane) const {
+  if (lane.sent.resend_pending()) return std::nullopt;  // they go when the link polls
+  const SentFrame* oldest = lane.sent.oldest_in_flight();
+  if (!oldest) return std::nullopt;
+  if (!lane.expired_at) return std::max(oldest->sent_at, lane.rto_from) + retransmit_timeout(lane);
+  if (ping_due_) return std::nullopt;  // the probe goes with the next payload
+  TimePoint probed = ping_outstanding_ ? std::max(ping_outstanding_->second, *lane.expired_at) : *lane.expired_at;
+  return probed + retransmit_timeout(lane);
+}
+
 void Session::fail(std::string reason) {
   if (broken_) return;
   broken_ = true;
@@ -257,6 +270,7 @@ std::optional<Event> Session::poll_event() {
 
 void Session::receive(ByteView payload, TimePoint now) {
   size_t pos = 0;
+  ping_answered_.reset();
   while (!broken_ && pos < payload.size()) {
     const size_t start = pos;
     auto frame = decode_frame(payload, pos);
@@ -286,6 +300,8 @@ void Session::receive(ByteView payload, TimePoint now) {
         },
         *frame);
   }
+  // After the whole payload: acks that ride with the pong say what really needs resending.
+  if (!broken_ && ping_answered_) on_probe_answered(*ping_answered_);
 }
 
 // Go-back-N: take exactly the next seq of the lane, drop the rest (and say so when it shows a
@@ -336,6 +352,7 @@ void Session::process_ack(Priority which, uint64_t received, Duration ack_delay,
   }
   if (received <= lane.sent.acked()) return;  // old news (acks may be overtaken)
   lane.rto_backoff = 0;
+  lane.expired_at.reset();  // progress: the timeout starts over from the oldest frame left
   lane.sent.ack(received, [&](const SentFrame& frame) {
     if (rtt_sample && frame.seq == received && !frame.retransmitted) rtt_.add_sample(now - frame.sent_at, ack_delay);
     if (frame.stateless) return;  // a reset for a stream that never existed here
@@ -355,6 +372,9 @@ void Session::handle(const ResumeFrame& f, TimePoint now) {
   }
   if (f.flags & kResumeRewindInteractive) lanes_[0].sent.rewind();
   if (f.flags & kResumeRewindBulk) lanes_[1].sent.rewind();
+  for (Lane& lane : lanes_) {
+    if (lane.sent.resend_pending()) lane.expired_at.reset();
+  }
   constexpr uint8_t kRewindBoth = kResumeRewindInteractive | kResumeRewindBulk;
   // A peer asking for a reply gets one, unless our own request is on its way and will tell it the
   // same (both sides usually call resume() at once; replying too would retransmit everything
@@ -373,7 +393,22 @@ void Session::handle(const PingFrame& f, TimePoint) {
 void Session::handle(const PongFrame& f, TimePoint now) {
   if (!ping_outstanding_ || ping_outstanding_->first != f.data) return;  // stale or made up
   rtt_.add_sample(now - ping_outstanding_->second, Duration::zero());
+  ping_answered_ = ping_outstanding_->second;
   ping_outstanding_.reset();
+}
+
+// The peer answered a ping sent at `ping_sent_at`: the link works both ways since then. A lane
+// whose timeout had expired before that ping, and whose frames are still not acknowledged, lost
+// them: go back and send them again.
+void Session::on_probe_answered(TimePoint ping_sent_at) {
+  for (Lane& lane : lanes_) {
+    if (!lane.expired_at || ping_sent_at < *lane.expired_at) continue;
+    lane.expired_at.reset();
+    if (lane.sent.resend_pending() || !lane.sent.oldest_in_flight()) continue;
+    lane.sent.rewind();
+    ++lane.rto_backoff;
+    ++stats_.retransmit_timeouts;
+  }
 }
 
 // The stream a frame names, after the checks every stream frame shares; nullptr if there is none
@@ -765,10 +800,7 @@ std::optional<TimePoint> Session::next_deadline() const {
   };
   for (const Lane& lane : lanes_) {
     if (lane.rx.ack_pending && !lane.rx.ack_due) consider(lane.rx.ack_deadline);
-    // While frames wait to be resent the timer has nothing to add: they go when the link polls.
-    if (!lane.sent.resend_pending()) {
-      if (const SentFrame* oldest = lane.sent.oldest_in_flight()) consider(oldest->sent_at + retransmit_timeout(lane));
-    }
+    if (auto d = retransmit_deadline(lane)) consider(*d);
   }
   return next;
 }
@@ -777,14 +809,20 @@ void Session::on_timer(TimePoint now) {
   if (broken_) return;
   for (Lane& lane : lanes_) {
     if (lane.rx.ack_pending && now >= lane.rx.ack_deadline) lane.rx.ack_due = true;
-    if (lane.sent.resend_pending()) continue;
-    const SentFrame* oldest = lane.sent.oldest_in_flight();
-    if (oldest && now >= oldest->sent_at + retransmit_timeout(lane)) {
-      // The tail was lost and nothing came after it to reveal the gap: go back.
-      lane.sent.rewind();
+    std::optional<TimePoint> deadline = retransmit_deadline(lane);
+    if (!deadline || now < *deadline) continue;
+    // Frames went unacknowledged for a whole timeout: the tail of a burst was lost (nothing came
+    // after it to reveal the gap), or the link is down. Resending into a dead link is wasted (and
+    // resume() will do it when the link is back), so first ask for a sign of life: a ping. Its
+    // pong, if it comes, makes the lane go back (on_probe_answered); if it does not, probe again
+    // later, backing off.
+    if (lane.expired_at) {
       ++lane.rto_backoff;
-      ++stats_.retransmit_timeouts;
+    } else {
+      lane.expired_at = now;
     }
+    if (!ping_due_) ++stats_.probes_sent;
+    ping_due_ = true;
   }
 }
 
@@ -792,7 +830,13 @@ void Session::resume(TimePoint now) {
   if (broken_) return;
   resume_flags_ |= kResumeReplyWanted | kResumeRewindInteractive | kResumeRewindBulk;
   ping_due_ = true;  // the path may have changed: measure again
-  for (Lane& lane : lanes_) lane.rto_backoff = 0;
+  // The peer's answer says what to resend; until it had time to come, frames sent before the
+  // outage are not overdue, however old they are.
+  for (Lane& lane : lanes_) {
+    lane.rto_backoff = 0;
+    lane.expired_at.reset();
+    lane.rto_from = now;
+  }
 }
 
 // ---- introspection ------------------------------------------------------------------------------

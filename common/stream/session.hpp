@@ -165,7 +165,8 @@ struct SessionStats {
   uint64_t frames_retransmitted = 0;
   uint64_t duplicates_received = 0;   // stream frames dropped as already taken
   uint64_t gaps_detected = 0;         // stream frames dropped because an earlier one was lost
-  uint64_t retransmit_timeouts = 0;
+  uint64_t retransmit_timeouts = 0;   // timeouts that sent frames again (the link had answered a probe)
+  uint64_t probes_sent = 0;           // timeouts that first asked the peer for a sign of life
   uint64_t resumes_received = 0;
 };
 
@@ -276,6 +277,8 @@ class Session {
     std::deque<StreamId> ring;  // streams with data or a fin to send, round robin
     LaneReceiver rx;
     unsigned rto_backoff = 0;
+    TimePoint rto_from{};                 // the retransmit clock runs from here at the earliest (resume)
+    std::optional<TimePoint> expired_at;  // the timeout passed: resend once a probe shows the link is up
   };
 
   // receive()
@@ -294,6 +297,7 @@ class Session {
   Stream* stream_for(const StreamHeader& h, FrameType type);
   void reject(StreamId id, Priority lane, uint32_t code, std::string reason);
   void process_ack(Priority lane, uint64_t received, Duration ack_delay, bool rtt_sample, TimePoint now);
+  void on_probe_answered(TimePoint ping_sent_at);
 
   // poll_payload()
   bool lane_has_work(const Lane& lane) const;
@@ -312,6 +316,7 @@ class Session {
   void maybe_close(Stream& s);
   uint64_t write_space(const Stream& s) const;
   Duration retransmit_timeout(const Lane& lane) const;
+  std::optional<TimePoint> retransmit_deadline(const Lane& lane) const;
   void fail(std::string reason);
   void emit(Event event) { events_.push_back(std::move(event)); }
 
@@ -336,6 +341,7 @@ class Session {
   bool ping_due_ = true;          // first payload measures the RTT at once
   uint64_t ping_counter_ = 0;
   std::optional<std::pair<uint64_t, TimePoint>> ping_outstanding_;
+  std::optional<TimePoint> ping_answered_;  // send time of the ping whose pong the current payload carried
   std::deque<uint64_t> pongs_;
 
   SessionStats stats_;
