@@ -11,7 +11,8 @@ void SendBuffer::append(ByteView data) {
     size_t at = static_cast<size_t>(end_ - begin_) + head_;  // position relative to chunk 0
     size_t chunk = at / kChunkSize;
     size_t within = at % kChunkSize;
-    if (chunk == chunks_.size()) chunks_.push_back(std::make_unique<uint8_t[]>(kChunkSize));
+    // Not zeroed (make_unique<T[]> would): every byte is written before it is read.
+    if (chunk == chunks_.size()) chunks_.push_back(std::make_unique_for_overwrite<uint8_t[]>(kChunkSize));
     size_t n = std::min(kChunkSize - within, data.size() - done);
     std::memcpy(chunks_[chunk].get() + within, data.data() + done, n);
     done += n;
