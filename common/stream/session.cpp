@@ -422,6 +422,19 @@ Session::Stream* Session::stream_for(const StreamHeader& h, FrameType type) {
   return s;
 }
 
+// A frame for a stream this side does not have. One that is closed here may still get frames the
+// peer sent before it learnt of the close: after a reset, the ack that lets a stream go can
+// overtake them (it may ride in an interactive payload, they in bulk ones). They are moot, and
+// the peer already has the fin or reset that closed the stream: drop them. An id that was never
+// opened is the peer's mistake with one stream: reset it.
+void Session::no_stream(const StreamHeader& h, FrameType type) {
+  if (was_closed(h.stream)) {
+    ++stats_.stale_frames_dropped;
+    return;
+  }
+  reject(h.stream, h.lane, kResetUnknownStream, std::string(frame_type_name(type)) + " for unknown " + id_text(h.stream));
+}
+
 void Session::reject(StreamId id, Priority which, uint32_t code, std::string reason) {
   if (stateless_resets_ >= kMaxStatelessResets) {
     fail("peer keeps sending frames for streams that do not exist");
@@ -481,11 +494,7 @@ void Session::handle_open(const OpenFrame& f) {
 void Session::handle_accept(const AcceptFrame& f) {
   Stream* s = stream_for(f.h, FrameType::accept);
   if (broken_) return;
-  if (!s) {
-    reject(f.h.stream, f.h.lane, was_closed(f.h.stream) ? kResetStreamClosed : kResetUnknownStream,
-           "accept for unknown " + id_text(f.h.stream));
-    return;
-  }
+  if (!s) return no_stream(f.h, FrameType::accept);
   if (!s->local) return fail("accept for " + id_text(s->id) + ", which the peer opened");
   if (s->accepted) return fail("second accept for " + id_text(s->id));
   s->accepted = true;
@@ -495,12 +504,7 @@ void Session::handle_accept(const AcceptFrame& f) {
 void Session::handle_data(const DataFrame& f) {
   Stream* s = stream_for(f.h, FrameType::data);
   if (broken_) return;
-  if (!s) {
-    bool closed = was_closed(f.h.stream);
-    reject(f.h.stream, f.h.lane, closed ? kResetStreamClosed : kResetUnknownStream,
-           std::string("data for ") + (closed ? "closed " : "unknown ") + id_text(f.h.stream));
-    return;
-  }
+  if (!s) return no_stream(f.h, FrameType::data);
   if (s->local && !s->accepted && !s->aborted()) return fail("data on " + id_text(s->id) + " before its accept");
   if (s->fin_received) return fail("data on " + id_text(s->id) + " after its fin");
   if (f.offset != s->recv.received()) {
@@ -534,11 +538,7 @@ void Session::handle_window(const WindowFrame& f) {
 void Session::handle_fin(const FinFrame& f) {
   Stream* s = stream_for(f.h, FrameType::fin);
   if (broken_) return;
-  if (!s) {
-    reject(f.h.stream, f.h.lane, was_closed(f.h.stream) ? kResetStreamClosed : kResetUnknownStream,
-           "fin for unknown " + id_text(f.h.stream));
-    return;
-  }
+  if (!s) return no_stream(f.h, FrameType::fin);
   if (s->local && !s->accepted && !s->aborted()) return fail("fin on " + id_text(s->id) + " before its accept");
   if (s->fin_received) return fail("second fin on " + id_text(s->id));
   if (f.final_offset != s->recv.received()) {

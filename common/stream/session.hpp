@@ -38,8 +38,9 @@
 // Errors: API misuse returns an Error. Bad input from the peer never throws: a frame that is
 // malformed or breaks the protocol (unknown type, truncated, data beyond credit, ...) ends the
 // session with one SessionError event (the I/O layer then closes the tunnel session); a bad open
-// (service name, arguments) or a frame for a stream that does not exist resets just that stream
-// and is reported as StreamRejected.
+// (service name, arguments) or a frame for a stream that never existed resets just that stream
+// and is reported as StreamRejected. Frames for a stream already closed here are stragglers the
+// peer sent before it learnt of the close, and are dropped.
 #pragma once
 
 #include <chrono>
@@ -165,6 +166,7 @@ struct SessionStats {
   uint64_t frames_retransmitted = 0;
   uint64_t duplicates_received = 0;   // stream frames dropped as already taken
   uint64_t gaps_detected = 0;         // stream frames dropped because an earlier one was lost
+  uint64_t stale_frames_dropped = 0;  // stream frames for streams already closed here (sent before the close reached the peer)
   uint64_t retransmit_timeouts = 0;   // timeouts that sent frames again (the link had answered a probe)
   uint64_t probes_sent = 0;           // timeouts that first asked the peer for a sign of life
   uint64_t resumes_received = 0;
@@ -295,6 +297,7 @@ class Session {
   void handle_fin(const FinFrame& f);
   void handle_reset(const ResetFrame& f);
   Stream* stream_for(const StreamHeader& h, FrameType type);
+  void no_stream(const StreamHeader& h, FrameType type);
   void reject(StreamId id, Priority lane, uint32_t code, std::string reason);
   void process_ack(Priority lane, uint64_t received, Duration ack_delay, bool rtt_sample, TimePoint now);
   void on_probe_answered(TimePoint ping_sent_at);
