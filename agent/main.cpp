@@ -19,6 +19,8 @@
 #include <CLI/CLI.hpp>
 
 #include "agent/agent.hpp"
+#include "agent/tunnel_server.hpp"
+#include "common/crypto/crypto.hpp"
 #include "common/config/manifest.hpp"
 #include "common/util/log.hpp"
 #include "common/workspace/agent_settings.hpp"
@@ -154,16 +156,19 @@ int main(int argc, char** argv) {
       return agent::kExitInternal;
     }
 
-    // ---- SEAM: relay connection ----
-    // The relay link and the tunnel start here, with settings->relay_url, ->token and ->ca_file.
-    // They serve agent.status_document() and push on agent.subscribe(...) /
-    // agent.subscribe_output(...), feed agent.add_bytes_in/out, session_opened/closed and
-    // set_peer_latency, call agent.set_connected(), and hold logins by agent.login_gate().
+    // The relay link and the tunnel: users reach the workspace's services through them.
+    std::unique_ptr<agent::TunnelServer> tunnel;
     if (settings->relay_url.empty()) {
       LOG_INFO("agent", "no relay configured (AIRLOCK_RELAY_URL is unset): not connected; the workspace "
                         "lifecycle runs on its own");
     } else {
-      LOG_WARN("agent", "relay %s is configured but this build has no relay connection yet: not connected",
+      tunnel = std::make_unique<agent::TunnelServer>(&loop, agent);
+      if (auto s = tunnel->start(); !s) {
+        LOG_ERROR("agent", "cannot start the relay connection: %s", s.error().message.c_str());
+        std::fprintf(stderr, "airlock-agent: %s\n", s.error().message.c_str());
+        return agent::kExitConfiguration;
+      }
+      LOG_INFO("agent", "tunnel key %s; dialing %s", crypto::key_to_base64(tunnel->public_key()).c_str(),
                settings->relay_url.c_str());
     }
 

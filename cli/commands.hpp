@@ -12,7 +12,15 @@ struct ClientOptions {
   std::string ca_file;  // --ca: trust this certificate for wss:// (the relay's dev certificate)
 };
 
+// --url, --token and --ca on a command that reaches a workspace.
+void add_client_options(CLI::App* cmd, ClientOptions& options);
+
 void add_login_command(CLI::App& app);
 void add_token_command(CLI::App& app);
+void add_ping_command(CLI::App& app);
+void add_port_forward_command(CLI::App& app);
+void add_speedtest_command(CLI::App& app);
+void add_ssh_commands(CLI::App& app);  // proxy, ssh, config-ssh
+void add_status_commands(CLI::App& app);  // status, logs
 
 }  // namespace airlock::cli

@@ -25,28 +25,6 @@ bool exists(const std::string& path) {
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Writes a whole file with mode 0600 from birth, via a temporary name renamed into place.
-Status write_private_file(const std::string& path, std::string_view text) {
-  std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error("cannot create " + tmp + ": " + errno_text());
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      std::string e = errno_text();
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return make_error("cannot write " + tmp + ": " + e);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) return make_error("cannot write " + tmp + ": " + errno_text());
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return make_error("cannot rename " + tmp + ": " + errno_text());
-  return Ok{};
-}
 
 std::string parent_of(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -76,6 +54,29 @@ Status add_extension(X509* cert, int nid, const char* value) {
 }
 
 }  // namespace
+
+// Writes a whole file with mode 0600 from birth, via a temporary name renamed into place.
+Status write_private_file(const std::string& path, std::string_view text) {
+  std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error("cannot create " + tmp + ": " + errno_text());
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::string e = errno_text();
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return make_error("cannot write " + tmp + ": " + e);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) return make_error("cannot write " + tmp + ": " + errno_text());
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return make_error("cannot rename " + tmp + ": " + errno_text());
+  return Ok{};
+}
 
 Status make_directory(const std::string& path) {
   if (path.empty() || exists(path)) return Ok{};

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 
 #include "common/crypto/crypto.hpp"
 #include "common/token/token.hpp"
@@ -26,6 +27,9 @@ struct DevTokens {
   std::string agent;  // the agent of workspace "demo" (id ws-demo, owner admin)
 };
 DevTokens mint_dev_tokens(const token::IssuerKey& issuer, std::chrono::seconds ttl);
+
+// Writes a whole file with mode 0600 from birth (temporary name, then rename).
+Status write_private_file(const std::string& path, std::string_view text);
 
 Status make_directory(const std::string& path);  // mkdir -p, mode 0700 for new directories
 

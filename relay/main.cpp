@@ -246,7 +246,21 @@ int main(int argc, char** argv) {
       std::printf("Owner token (user admin, reaches every workspace):\n");
       std::printf("AIRLOCK_OWNER_TOKEN=%s\n", dev_tokens->owner.c_str());
       std::printf("Agent token (workspace demo, owner admin):\n");
-      std::printf("AIRLOCK_AGENT_TOKEN=%s\n\n", dev_tokens->agent.c_str());
+      std::printf("AIRLOCK_AGENT_TOKEN=%s\n", dev_tokens->agent.c_str());
+      const std::string issuer_public = crypto::key_to_base64(c.issuer_public);
+      std::printf("Issuer public key (agents verify users' tokens with it):\n");
+      std::printf("AIRLOCK_ISSUER_PUBLIC_KEY=%s\n", issuer_public.c_str());
+      // The same values for scripts: `set -a; . STATE_DIR/dev.env` (tokens are secrets: mode 0600).
+      const std::string env_file = f.state_dir + "/dev.env";
+      std::string env = "AIRLOCK_RELAY_URL=ws://" + where + "/\nAIRLOCK_RELAY_URL_TLS=wss://" + where +
+                        "/\nAIRLOCK_CA=" + c.tls_cert + "\nAIRLOCK_OWNER_TOKEN=" + dev_tokens->owner +
+                        "\nAIRLOCK_AGENT_TOKEN=" + dev_tokens->agent + "\nAIRLOCK_ISSUER_PUBLIC_KEY=" + issuer_public +
+                        "\n";
+      if (auto s = write_private_file(env_file, env); !s)
+        LOG_WARN("relay", "cannot write %s: %s", env_file.c_str(), s.error().message.c_str());
+      else
+        std::printf("(also in %s)\n", env_file.c_str());
+      std::printf("\n");
     }
     std::fflush(stdout);
 

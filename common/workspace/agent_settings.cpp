@@ -3,6 +3,7 @@
 #include <cctype>
 #include <optional>
 
+#include "common/crypto/crypto.hpp"
 #include "common/util/duration.hpp"
 
 namespace airlock::workspace {
@@ -11,6 +12,8 @@ const std::vector<SettingSpec>& agent_setting_specs() {
   static const std::vector<SettingSpec> specs = {
       {"relay-url", "AIRLOCK_RELAY_URL", "Relay to dial out to: wss://host[:port] (ws:// only to a loopback relay)"},
       {"token", "AIRLOCK_AGENT_TOKEN", "The agent's control-plane token (prefer the variable: flags show in ps)"},
+      {"issuer-public-key", "AIRLOCK_ISSUER_PUBLIC_KEY",
+       "The control plane's token issuer public key (base64): the agent checks every user's token with it"},
       {"manifest", "AIRLOCK_AGENT_MANIFEST", "Workspace manifest (JSON): scripts, apps, metadata, policy"},
       {"state-dir", "AIRLOCK_AGENT_STATE_DIR",
        "Directory for logs and state (default /var/lib/airlock-agent as root, else ~/.local/state/airlock-agent)"},
@@ -90,6 +93,18 @@ Result<AgentSettings> resolve_agent_settings(const SettingsInput& in) {
         !base64url_part(token.value.substr(dot + 1)))
       return bad(token, "is not a token (expected two base64url parts joined by \".\", as `airlock token mint` prints)");
     out.token = token.value;
+  }
+
+  Source issuer = lookup(in, "issuer-public-key");
+  if (issuer.set && !issuer.value.empty()) {
+    auto key = crypto::key_from_base64(issuer.value);
+    if (!key)
+      return bad(issuer, "is not a public key (" + key.error().message +
+                             "): give the 44-character base64 key that `airlock token keygen` printed");
+    out.issuer_public_key = issuer.value;
+  } else if (!out.relay_url.empty()) {
+    return bad(issuer, "is required when " + url.origin +
+                           " is set: the agent verifies users' tokens itself rather than trusting the relay");
   }
 
   Source manifest = lookup(in, "manifest");

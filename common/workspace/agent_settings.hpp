@@ -26,6 +26,7 @@ const std::vector<SettingSpec>& agent_setting_specs();
 struct AgentSettings {
   std::string relay_url;      // empty: not connected (the lifecycle still runs)
   std::string token;          // the agent's control-plane token
+  std::string issuer_public_key;  // base64 Ed25519 key that users' tokens are checked against
   std::string manifest_path;  // empty: no manifest (no scripts, apps or metadata)
   std::string state_dir;
   std::string ca_file;        // PEM bundle to trust for wss:// (empty: the system's)

@@ -50,6 +50,11 @@ TEST_CASE("relay URL and token go together and are checked") {
         "configuration: AIRLOCK_AGENT_TOKEN (or --token): is required when AIRLOCK_RELAY_URL is set (the agent's "
         "token from the control plane)");
   in.env["AIRLOCK_AGENT_TOKEN"] = "eyJzdWIiOiJ4In0.c2ln";
+  CHECK(error_of(in).find("configuration: AIRLOCK_ISSUER_PUBLIC_KEY (or --issuer-public-key): is required when "
+                          "AIRLOCK_RELAY_URL is set") == 0);
+  in.env["AIRLOCK_ISSUER_PUBLIC_KEY"] = "not-a-key";
+  CHECK(error_of(in).find("configuration: AIRLOCK_ISSUER_PUBLIC_KEY: is not a public key") == 0);
+  in.env["AIRLOCK_ISSUER_PUBLIC_KEY"] = "77I/xMBtNamQmap8ro8ly9AErCrHoO1mRtXGlrlM/rA=";
   auto r = resolve_agent_settings(in);
   REQUIRE(r.ok());
   CHECK(r->token == "eyJzdWIiOiJ4In0.c2ln");

@@ -1,0 +1,220 @@
+#include "common/net/stream_bridge.hpp"
+
+#include <cstring>
+
+#include "common/util/log.hpp"
+
+namespace airlock::net {
+
+namespace {
+struct WriteRequest {
+  uv_write_t req;
+  StreamBridge* bridge;
+  Bytes data;
+};
+}  // namespace
+
+uv_stream_t* StreamBridge::wrap_fd(uv_loop_t* loop, int fd, std::string* error) {
+  uv_handle_type type = uv_guess_handle(fd);
+  int rc;
+  uv_stream_t* s = nullptr;
+  if (type == UV_TCP) {
+    auto* h = new uv_tcp_t;
+    rc = uv_tcp_init(loop, h);
+    if (rc == 0) rc = uv_tcp_open(h, fd);
+    if (rc == 0) uv_tcp_nodelay(h, 1);
+    s = reinterpret_cast<uv_stream_t*>(h);
+  } else if (type == UV_TTY) {
+    auto* h = new uv_tty_t;
+    rc = uv_tty_init(loop, h, fd, 0);
+    s = reinterpret_cast<uv_stream_t*>(h);
+  } else {
+    auto* h = new uv_pipe_t;
+    rc = uv_pipe_init(loop, h, 0);
+    if (rc == 0) rc = uv_pipe_open(h, fd);
+    s = reinterpret_cast<uv_stream_t*>(h);
+  }
+  if (rc != 0) {
+    if (error) *error = uv_strerror(rc);
+    // The handle was initialised (or not): closing is safe either way once init succeeded.
+    uv_close(reinterpret_cast<uv_handle_t*>(s), [](uv_handle_t* h) { delete h; });
+    return nullptr;
+  }
+  return s;
+}
+
+StreamBridge::StreamBridge(PeerLink& link, uv_stream_t* in, uv_stream_t* out, DoneCallback done)
+    : link_(link), in_(in), out_(out), done_(std::move(done)) {
+  in_->data = this;
+  out_->data = this;
+  handles_open_ = in_ == out_ ? 1 : 2;
+}
+
+StreamBridge::~StreamBridge() = default;
+
+void StreamBridge::start(stream::StreamId id) {
+  id_ = id;
+  reading_ = true;
+  int rc = uv_read_start(in_, on_alloc, on_read);
+  if (rc != 0) abort(std::string("cannot read local side: ") + uv_strerror(rc));
+}
+
+void StreamBridge::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<StreamBridge*>(h->data);
+  if (!self->read_buffer_) self->read_buffer_.reset(new uint8_t[kReadBufferSize]);
+  buf->base = reinterpret_cast<char*>(self->read_buffer_.get());
+  buf->len = kReadBufferSize;
+}
+
+void StreamBridge::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+  auto* self = static_cast<StreamBridge*>(s->data);
+  if (n == 0) return;
+  if (n < 0) {
+    if (n == UV_EOF) {
+      self->reading_ = false;
+      uv_read_stop(s);
+      self->local_eof_ = true;
+      if (!self->stream_closed_) self->link_.finish(self->id_);
+      self->maybe_finish();
+    } else {
+      self->abort(std::string("local read failed: ") + uv_strerror(static_cast<int>(n)));
+    }
+    return;
+  }
+  self->pending_offset_ = 0;
+  self->pending_size_ = static_cast<size_t>(n);
+  self->send_pending();
+}
+
+void StreamBridge::send_pending() {
+  if (stream_closed_) return;
+  size_t taken = link_.write(id_, ByteView(read_buffer_.get() + pending_offset_, pending_size_));
+  pending_offset_ += taken;
+  pending_size_ -= taken;
+  if (pending_size_ > 0) {
+    // The stream is out of credit: stop reading until it says it is writable again.
+    if (reading_) {
+      uv_read_stop(in_);
+      reading_ = false;
+    }
+  } else if (!reading_ && !local_eof_ && !closing_) {
+    reading_ = true;
+    uv_read_start(in_, on_alloc, on_read);
+  }
+}
+
+void StreamBridge::on_writable() {
+  if (pending_size_ > 0 || (!reading_ && !local_eof_)) send_pending();
+}
+
+void StreamBridge::on_data(ByteView data) {
+  if (closing_ || out_shutdown_) {
+    link_.consume(id_, data.size());
+    return;
+  }
+  auto* w = new WriteRequest{{}, this, Bytes(data.begin(), data.end())};
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
+  w->req.data = w;
+  int rc = uv_write(&w->req, out_, &buf, 1, on_write_done);
+  if (rc != 0) {
+    delete w;
+    abort(std::string("local write failed: ") + uv_strerror(rc));
+    return;
+  }
+  ++writes_in_flight_;
+}
+
+void StreamBridge::on_write_done(uv_write_t* req, int status) {
+  auto* w = static_cast<WriteRequest*>(req->data);
+  StreamBridge* self = w->bridge;
+  size_t size = w->data.size();
+  delete w;
+  --self->writes_in_flight_;
+  if (status == UV_ECANCELED) {
+    self->maybe_finish();
+    return;
+  }
+  if (status != 0) {
+    self->abort(std::string("local write failed: ") + uv_strerror(status));
+    return;
+  }
+  // Credit goes back only now, so a slow local reader slows the peer down instead of filling us.
+  if (!self->stream_closed_) self->link_.consume(self->id_, size);
+  self->maybe_finish();
+}
+
+void StreamBridge::on_finished() {
+  peer_finished_ = true;
+  maybe_finish();
+}
+
+void StreamBridge::maybe_finish() {
+  if (closing_) {
+    if (writes_in_flight_ == 0 && handles_open_ == 0 && stream_closed_) delete this;
+    return;
+  }
+  if (peer_finished_ && writes_in_flight_ == 0 && !out_shutdown_) {
+    out_shutdown_ = true;
+    if (out_ == in_ || out_->type == UV_TCP || out_->type == UV_NAMED_PIPE) {
+      auto* req = new uv_shutdown_t;
+      req->data = this;
+      if (uv_shutdown(req, out_, on_shutdown_done) != 0) delete req;
+    }
+    // stdout (a separate write handle) simply gets no more data; closing it comes with the rest.
+  }
+  if (peer_finished_ && local_eof_ && writes_in_flight_ == 0) close_local();
+}
+
+void StreamBridge::on_shutdown_done(uv_shutdown_t* req, int) { delete req; }
+
+void StreamBridge::on_reset(uint32_t code, std::string_view reason) {
+  end_reason_ = std::string(reason.empty() ? "stream reset by peer" : reason);
+  close_local();
+}
+
+void StreamBridge::on_closed() {
+  stream_closed_ = true;
+  if (!closing_ && !(peer_finished_ && local_eof_)) {
+    if (end_reason_.empty()) end_reason_ = "stream closed";
+  }
+  close_local();
+}
+
+void StreamBridge::abort(const std::string& reason) {
+  if (end_reason_.empty()) end_reason_ = reason;
+  if (!stream_closed_) {
+    stream_closed_ = true;
+    link_.detach(id_, reason);
+  }
+  close_local();
+}
+
+void StreamBridge::close_local() {
+  if (closing_) {
+    maybe_finish();
+    return;
+  }
+  closing_ = true;
+  if (reading_) uv_read_stop(in_);
+  reading_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(in_), on_handle_closed);
+  if (out_ != in_) uv_close(reinterpret_cast<uv_handle_t*>(out_), on_handle_closed);
+  if (done_) {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done(end_reason_);
+  }
+}
+
+void StreamBridge::on_handle_closed(uv_handle_t* h) {
+  auto* self = static_cast<StreamBridge*>(h->data);
+  switch (h->type) {
+    case UV_TCP: delete reinterpret_cast<uv_tcp_t*>(h); break;
+    case UV_TTY: delete reinterpret_cast<uv_tty_t*>(h); break;
+    default: delete reinterpret_cast<uv_pipe_t*>(h); break;
+  }
+  --self->handles_open_;
+  self->maybe_finish();
+}
+
+}  // namespace airlock::net
