@@ -257,6 +257,11 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
   return exit_status_;
 }
 
+bool Process::wait_output_closed(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [this] { return eof_; });
+}
+
 void Process::kill() {
   if (pid_ <= 0 || exit_status_) return;
   // Not reaped yet, so the pid (and the group id) cannot have been reused: the group is ours.

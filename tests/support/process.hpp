@@ -63,6 +63,9 @@ class Process {
   bool running();
   // Waits for the child to exit: its exit code, or 128 + signal number; nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout);
+  // Waits until the child's stdout and stderr are closed and everything it wrote has been read
+  // (after wait(), so that lines() is complete). False on timeout (a grandchild may hold them).
+  bool wait_output_closed(std::chrono::milliseconds timeout);
   // SIGKILL the process group and reap the child.
   void kill();
 
