@@ -105,6 +105,7 @@ bool Session::is_local_id(StreamId id) const { return (id & 1u) == (role_ == Rol
 // Ids are handed out in increasing order, so an id below the next one that is not in the map has
 // been closed (rather than never used).
 bool Session::was_closed(StreamId id) const {
+  if (id == 0) return false;
   if (is_local_id(id)) return id < next_local_id_;
   return id <= std::max(highest_peer_id_[0], highest_peer_id_[1]);
 }
@@ -181,11 +182,15 @@ Result<StreamId> Session::open(std::string_view service, const nlohmann::json& a
 Status Session::accept(StreamId id) {
   if (broken_) return make_error("session is broken");
   Stream* s = find(id);
+  if (!s && !is_local_id(id) && was_closed(id)) return Ok{};  // reset and gone: StreamClosed follows
   if (!s || !s->app_knows) return make_error("no " + id_text(id));
   if (s->local) return make_error(id_text(id) + " was opened by this side");
   if (s->accepted) return make_error(id_text(id) + " is already accepted");
-  if (s->aborted()) return make_error(id_text(id) + " was reset");
+  if (s->reset_sent) return make_error(id_text(id) + " was reset");
   s->accepted = true;
+  // The peer may have reset it already, with the StreamReset still queued behind the StreamOpened
+  // the application is answering: then there is nothing to send, and nothing went wrong.
+  if (s->reset_received) return Ok{};
   queue_control(*s, FrameType::accept);
   return Ok{};
 }
@@ -240,16 +245,15 @@ Status Session::finish(StreamId id) {
 Status Session::reset(StreamId id, uint32_t code, std::string_view reason) {
   if (broken_) return make_error("session is broken");
   Stream* s = find(id);
-  if (!s || !s->app_knows) {
-    if (was_closed(id)) return Ok{};
-    return make_error("no " + id_text(id));
+  if ((!s || !s->app_knows) && !was_closed(id)) return make_error("no " + id_text(id));
+  if (s && s->app_knows && !s->aborted()) {
+    s->reset_sent = true;
+    s->reset_code = code;
+    s->reset_reason = std::string(cut(reason, kMaxResetReason));
+    queue_control(*s, FrameType::reset);
   }
-  if (s->aborted()) return Ok{};
-  s->reset_sent = true;
-  s->reset_code = code;
-  s->reset_reason = std::string(cut(reason, kMaxResetReason));
-  queue_control(*s, FrameType::reset);
-  // The application is done with this stream: what it has not read yet is moot.
+  // The application is done with this stream: what it has not read yet is moot, even when the
+  // peer reset it first (or it is gone) and the events saying so are still queued.
   std::erase_if(events_, [id](const Event& e) {
     if (auto* d = std::get_if<StreamData>(&e)) return d->id == id;
     if (auto* f = std::get_if<StreamFinished>(&e)) return f->id == id;

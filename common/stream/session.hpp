@@ -183,7 +183,8 @@ class Session {
   // Opens a stream. service: 1..kMaxServiceName of [A-Za-z0-9._-]; args: a JSON object that
   // serializes to at most kMaxOpenArgs bytes (null means {}).
   Result<StreamId> open(std::string_view service, const nlohmann::json& args, Priority priority);
-  // Takes a stream the peer opened (after StreamOpened).
+  // Takes a stream the peer opened (after StreamOpened). Succeeds, sending nothing, if the peer
+  // has reset the stream since (its StreamReset and StreamClosed may still be queued).
   Status accept(StreamId id);
   // Queues bytes; returns how many were taken (maybe 0: wait for StreamWritable).
   Result<size_t> write(StreamId id, ByteView data);

@@ -457,3 +457,49 @@ TEST_CASE("frames the peer sent before it saw a reset are dropped quietly, even 
   CHECK(a.stats().streams == 0);
   CHECK(b.stats().streams == 0);
 }
+
+TEST_CASE("answering a StreamOpened is never an error, even if the peer reset the stream meanwhile") {
+  // The open, some data and the peer's reset arrive at once: the application still has
+  // StreamOpened, StreamData, StreamReset and StreamClosed to read when it answers the open.
+  for (bool refuse : {false, true}) {
+    CAPTURE(refuse);
+    Session a(Role::initiator), b(Role::responder);
+    TimePoint now = TimePoint{} + 1000s;
+    auto id = a.open("tcp", nullptr, Priority::interactive);
+    REQUIRE(id.ok());
+    REQUIRE(*a.write(*id, as_bytes("hello")) == 5);
+    std::vector<OutgoingPayload> payloads;
+    while (auto p = a.poll_payload(now)) payloads.push_back(std::move(*p));
+    REQUIRE(a.reset(*id, kResetServiceBase, "changed my mind").ok());
+    while (auto p = a.poll_payload(now)) payloads.push_back(std::move(*p));
+    for (const OutgoingPayload& p : payloads) b.receive(p.bytes, now);
+
+    auto e = b.poll_event();
+    REQUIRE(e);
+    REQUIRE(std::holds_alternative<StreamOpened>(*e));
+    if (refuse) {
+      CHECK(b.reset(*id, kResetRefused, "no").ok());
+    } else {
+      CHECK(b.accept(*id).ok());
+    }
+    std::vector<Event> rest;
+    while (auto more = b.poll_event()) rest.push_back(*more);
+    // A refusal is the application's reset: what it has not read of the stream is moot.
+    bool data = std::any_of(rest.begin(), rest.end(), [](const Event& ev) { return std::holds_alternative<StreamData>(ev); });
+    CHECK(data == !refuse);
+    CHECK(std::holds_alternative<StreamClosed>(rest.back()));
+    // Nothing goes back for the stream but acks: no accept, no reset.
+    now += 50ms;
+    b.on_timer(now);
+    while (auto p = b.poll_payload(now)) {
+      size_t pos = 0;
+      while (pos < p->bytes.size()) {
+        auto f = decode_frame(p->bytes, pos);
+        REQUIRE(f.ok());
+        CHECK_FALSE(std::holds_alternative<AcceptFrame>(*f));
+        CHECK_FALSE(std::holds_alternative<ResetFrame>(*f));
+      }
+    }
+    CHECK_FALSE(b.broken());
+  }
+}
