@@ -226,6 +226,7 @@ Status TunnelServer::start() {
   node_->on_relay_state = [this](net::LinkState state, std::string_view reason) {
     bool up = state == net::LinkState::connected;
     agent_.set_connected(up);
+    if (up) push_status();
     if (up) LOG_INFO("agent", "connected to relay %s as workspace %s", agent_.settings().relay_url.c_str(),
                      agent_claims_.workspace_name.c_str());
     else LOG_WARN("agent", "relay link down (%.*s); reconnecting", static_cast<int>(reason.size()), reason.data());
@@ -241,6 +242,9 @@ Status TunnelServer::start() {
   sc.directory = agent_.manifest().directory;
   sc.policy = agent_.manifest().policy;
   sc.audit = [this](const Identity& who, AuditNote note) { audit(who, std::move(note)); };
+  sc.claim_child = [this](int pid) -> std::shared_ptr<void> {
+    return std::make_shared<ChildRegistry::Registration>(agent_.children().claim(pid));
+  };
   auto ssh = ssh::SshServer::create(loop_, std::move(sc));
   if (!ssh) return make_error("ssh service: " + ssh.error().message);
   ssh_ = std::move(*ssh);
@@ -251,10 +255,44 @@ Status TunnelServer::start() {
   pc.audit = [this](const Identity& who, AuditNote note) { audit(who, std::move(note)); };
   pty_ = std::make_unique<pty::PtySessions>(loop_, std::move(pc));
 
+  // The relay serves the status document to the control plane (GET /api/v2/workspaces/NAME):
+  // every change goes out at once, at most one push per kStatusPushSpacing.
+  push_timer_ = std::make_unique<net::Timer>(loop_);
+  status_subscription_ = agent_.subscribe([this](StatusChange) { schedule_status_push(); });
   return node_->start();
 }
 
+void TunnelServer::schedule_status_push() {
+  if (!push_timer_ || push_timer_->active()) return;
+  auto since = std::chrono::steady_clock::now() - last_push_;
+  if (since >= kStatusPushSpacing) {
+    push_status();
+    return;
+  }
+  push_timer_->start(std::chrono::duration_cast<std::chrono::milliseconds>(kStatusPushSpacing - since) +
+                         std::chrono::milliseconds(1),
+                     [this] { push_status(); });
+}
+
+void TunnelServer::push_status() {
+  if (!node_ || !node_->relay().connected()) return;
+  last_push_ = std::chrono::steady_clock::now();
+  nlohmann::json doc = agent_.status_document();
+  // A control message holds 16 KiB: a workspace with very many listening ports is cut short.
+  std::string text = doc.dump();
+  if (text.size() > relay::kMaxControlSize - 256 && doc.contains("listening_ports")) {
+    auto& ports = doc["listening_ports"];
+    size_t total = ports.size();
+    while (!ports.empty() && doc.dump().size() > relay::kMaxControlSize - 256) ports.erase(ports.size() - 1);
+    doc["listening_ports_truncated_from"] = total;
+  }
+  if (auto s = node_->relay().send_control({{"type", "status"}, {"status", doc}}); !s)
+    LOG_DEBUG("agent", "status not pushed to the relay: %s", s.error().message.c_str());
+}
+
 void TunnelServer::stop() {
+  status_subscription_ = {};
+  push_timer_.reset();
   if (node_) node_->stop("agent stopping");
   clients_.clear();
 }

@@ -13,12 +13,14 @@
 //   logs       {"follow": bool}                    the startup/shutdown script log; follow streams on
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 
 #include <uv.h>
 
+#include "agent/agent.hpp"
 #include "agent/service.hpp"
 #include "common/crypto/crypto.hpp"
 #include "common/net/tunnel_node.hpp"
@@ -57,6 +59,10 @@ class TunnelServer {
   void serve_speedtest(Client& client, net::IncomingStream& in);
   void forget_later(const crypto::Key& key);
   void audit(const Identity& who, AuditNote note);
+  void schedule_status_push();
+  void push_status();
+
+  static constexpr std::chrono::milliseconds kStatusPushSpacing{250};
 
   uv_loop_t* loop_;
   Agent& agent_;
@@ -66,6 +72,9 @@ class TunnelServer {
   std::map<crypto::Key, std::unique_ptr<Client>> clients_;
   std::unique_ptr<ssh::SshServer> ssh_;
   std::unique_ptr<pty::PtySessions> pty_;
+  std::unique_ptr<net::Timer> push_timer_;
+  Agent::Subscription status_subscription_;
+  std::chrono::steady_clock::time_point last_push_{};
 };
 
 }  // namespace airlock::agent

@@ -7,6 +7,8 @@
 //                  {"type":"dial_error","id":N,"reason":"..."}
 //   relay -> agent {"type":"peer_incoming","peer_key":"<b64>","user":{"sub","email","role"},"source":"ip:port"}
 //   relay -> peer  {"type":"error","id":N,"reason":"..."}   (an unknown or malformed message)
+//   agent -> relay {"type":"status","status":{...}}  the workspace's status document, on every
+//                  change; served by GET /api/v2/workspaces/{name}
 //
 // A grant outlives a disconnect of either side for --pair-linger: when that key comes back (with a
 // token that still passes the rules) the other side gets peer_present and packets flow again.
@@ -36,6 +38,10 @@ void Relay::on_control(Peer& p, std::string_view text) {
   const std::string type = msg["type"].get<std::string>();
   if (type == "dial") {
     on_dial(p, msg);
+    return;
+  }
+  if (type == "status") {
+    on_status(p, msg);
     return;
   }
   send_control(p, {{"type", "error"}, {"id", id}, {"reason", "unknown control message type \"" + type + "\""}});
@@ -126,6 +132,21 @@ void Relay::register_agent(Peer& p) {
   std::erase(ws.agents, p.key);
   ws.agents.push_back(p.key);
   metrics_.workspaces.set(static_cast<double>(workspaces_.size()));
+}
+
+void Relay::on_status(Peer& p, json& msg) {
+  if (p.claims.role != token::Role::agent) {
+    send_control(p, {{"type", "error"}, {"reason", "only a workspace agent sends status"}});
+    return;
+  }
+  auto it = workspaces_.find(p.claims.workspace_id);
+  if (it == workspaces_.end() || it->second.agents.empty() || it->second.agents.back() != p.key) return;  // not the newest agent
+  if (!msg.contains("status") || !msg["status"].is_object()) {
+    send_control(p, {{"type", "error"}, {"reason", "status message needs a \"status\" object"}});
+    return;
+  }
+  it->second.status = std::move(msg["status"]);
+  it->second.status_at = std::chrono::system_clock::now();
 }
 
 void Relay::unregister_agent(Peer& p) {

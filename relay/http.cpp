@@ -3,8 +3,13 @@
 //   GET /metrics             Prometheus text exposition
 //   GET /api/v2/workspaces   connected workspaces and their agents; Bearer token, owner or
 //                            template-admin; 401/403 with {"error": "..."} otherwise
+//   GET /api/v2/workspaces/{name | owner/name | id}
+//                            one workspace: its agents and the status document its agent pushed
+//                            (lifecycle, apps and health, metadata, listening ports, stats);
+//                            owner, template-admin, auditor, or the member who owns it
 // A WebSocket upgrade without the relay subprotocol lands here too and is refused.
 #include <ctime>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -48,28 +53,58 @@ Relay::HttpResponse Relay::route_http(std::string_view method, std::string_view 
     return {200, "text/plain; charset=utf-8", "ok\n"};
   }
   if (path == "/metrics") return {200, std::string(metrics::Registry::kContentType), registry_.render()};
-  if (path == "/api/v2/workspaces") return workspaces_api(authorization);
+  if (path == "/api/v2/workspaces" || path == "/api/v2/workspaces/") return workspaces_api(authorization);
+  constexpr std::string_view kWorkspace = "/api/v2/workspaces/";
+  if (path.substr(0, kWorkspace.size()) == kWorkspace) return workspace_api(path.substr(kWorkspace.size()), authorization);
   return {404, "application/json", error_json("no such endpoint: " + std::string(path))};
 }
 
-Relay::HttpResponse Relay::workspaces_api(std::string_view authorization) {
+// The bearer token's claims, or the 401 answer.
+std::variant<token::Claims, Relay::HttpResponse> Relay::authenticate(std::string_view authorization) const {
   constexpr std::string_view kBearer = "Bearer ";
   if (authorization.size() <= kBearer.size() || authorization.substr(0, kBearer.size()) != kBearer)
-    return {401, "application/json", error_json("send Authorization: Bearer <token> (role owner or template-admin)")};
+    return HttpResponse{401, "application/json", error_json("send Authorization: Bearer <token>")};
   auto claims = token::verify(authorization.substr(kBearer.size()), config_.issuer_public,
                               duration_cast<seconds>(system_clock::now().time_since_epoch()).count());
-  if (!claims) return {401, "application/json", error_json(claims.error().message)};
-  if (auto ok = relay::may_list_workspaces(*claims); !ok) return {403, "application/json", error_json(ok.error().message)};
+  if (!claims) return HttpResponse{401, "application/json", error_json(claims.error().message)};
+  return *claims;
+}
+
+json Relay::workspace_json(const Workspace& ws) {
+  json agents = json::array();
+  for (const auto& key : ws.agents) {
+    if (Peer* a = find(key))
+      agents.push_back({{"key", a->key_b64}, {"connected_at", rfc3339(a->connected_wall)}, {"source", a->source}});
+  }
+  return {{"id", ws.ref.id}, {"name", ws.ref.name}, {"owner", ws.ref.owner}, {"agents", agents}};
+}
+
+Relay::HttpResponse Relay::workspaces_api(std::string_view authorization) {
+  auto who = authenticate(authorization);
+  if (auto* r = std::get_if<HttpResponse>(&who)) return *r;
+  const auto& claims = std::get<token::Claims>(who);
+  if (auto ok = relay::may_list_workspaces(claims); !ok) return {403, "application/json", error_json(ok.error().message)};
   json list = json::array();
   for (const auto& [id, ws] : workspaces_) {
-    json agents = json::array();
-    for (const auto& key : ws.agents) {
-      if (Peer* a = find(key))
-        agents.push_back({{"key", a->key_b64}, {"connected_at", rfc3339(a->connected_wall)}, {"source", a->source}});
-    }
-    list.push_back({{"id", ws.ref.id}, {"name", ws.ref.name}, {"owner", ws.ref.owner}, {"agents", agents}});
+    json entry = workspace_json(ws);
+    if (ws.status.is_object()) entry["lifecycle"] = ws.status.value("lifecycle", json(nullptr));
+    list.push_back(std::move(entry));
   }
   return {200, "application/json", json{{"workspaces", list}, {"count", list.size()}}.dump() + "\n"};
+}
+
+Relay::HttpResponse Relay::workspace_api(std::string_view reference, std::string_view authorization) {
+  auto who = authenticate(authorization);
+  if (auto* r = std::get_if<HttpResponse>(&who)) return *r;
+  const auto& claims = std::get<token::Claims>(who);
+  std::string error;
+  Workspace* ws = find_workspace(std::string(reference), claims, error);
+  if (!ws) return {404, "application/json", error_json(error)};
+  if (auto ok = relay::may_read_workspace(claims, ws->ref); !ok) return {403, "application/json", error_json(ok.error().message)};
+  json out = workspace_json(*ws);
+  out["status"] = ws->status;
+  out["status_updated_at"] = ws->status.is_null() ? json(nullptr) : json(rfc3339(ws->status_at));
+  return {200, "application/json", out.dump(2) + "\n"};
 }
 
 int Relay::http_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {

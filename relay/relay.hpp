@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -80,6 +81,10 @@ struct Pair {
 struct Workspace {
   relay::WorkspaceRef ref;
   std::vector<relay::PeerKey> agents;
+  // The newest agent's status document (lifecycle, apps, metadata, ports, stats; docs/AGENT.md),
+  // pushed by the agent whenever it changes; null until the first push.
+  nlohmann::json status;
+  std::chrono::system_clock::time_point status_at{};
 };
 
 class Relay {
@@ -148,6 +153,10 @@ class Relay {
   };
   HttpResponse route_http(std::string_view method, std::string_view path, std::string_view authorization);
   HttpResponse workspaces_api(std::string_view authorization);
+  HttpResponse workspace_api(std::string_view reference, std::string_view authorization);
+  std::variant<token::Claims, HttpResponse> authenticate(std::string_view authorization) const;
+  nlohmann::json workspace_json(const Workspace& ws);
+  void on_status(Peer& p, nlohmann::json& msg);
 
   // server.cpp
   void on_tick();

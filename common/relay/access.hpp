@@ -24,4 +24,8 @@ Status may_reach(const token::Claims& user, const WorkspaceRef& workspace);
 // The HTTP API's workspace list: owner and template-admin only.
 Status may_list_workspaces(const token::Claims& user);
 
+// One workspace's status document (GET /api/v2/workspaces/{name}): owner, template-admin and
+// auditor read every workspace's; a member reads only their own.
+Status may_read_workspace(const token::Claims& user, const WorkspaceRef& workspace);
+
 }  // namespace airlock::relay
