@@ -7,6 +7,8 @@
 #include <cstring>
 #include <mutex>
 
+#include <openssl/err.h>
+
 #include "common/util/log.hpp"
 
 namespace airlock::net {
@@ -16,12 +18,39 @@ struct LwsContext::Slot {
   lws_context* context = nullptr;  // lws writes nullptr here when its teardown has finished
   uv_timer_t reaper;
   bool destroy_called = false;
+  ClientTls client_tls;  // lws's vhost points at it until the context is gone
 };
 
-Result<std::unique_ptr<LwsContext>> LwsContext::create(uv_loop_t* loop, lws_context_creation_info info, void* owner) {
+Result<ClientTls> make_client_tls(const std::string& ca_file) {
+  ClientTls ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) return make_error("cannot create a TLS client context");
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  const bool loaded = ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx.get()) == 1
+                                      : SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) == 1;
+  if (!loaded) {
+    char why[256] = "no reason given";
+    if (unsigned long e = ERR_get_error()) ERR_error_string_n(e, why, sizeof why);
+    ERR_clear_error();
+    return make_error(ca_file.empty() ? std::string("cannot load the system's trusted certificates: ") + why
+                                      : "cannot load the CA file " + ca_file + ": " + why);
+  }
+  return ctx;
+}
+
+Result<std::unique_ptr<LwsContext>> LwsContext::create(uv_loop_t* loop, lws_context_creation_info info, void* owner,
+                                                       ClientTls client_tls) {
   route_lws_logs();
   auto* slot = new Slot;
   slot->owner = owner;
+  if (client_tls) {
+    // lws 4.1 takes a provided client SSL_CTX only with its SSL global init on.
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.provided_client_ssl_ctx = client_tls.get();
+    slot->client_tls = std::move(client_tls);
+  }
   void* loops[1] = {loop};
   info.options |= LWS_SERVER_OPTION_LIBUV;
   info.foreign_loops = loops;

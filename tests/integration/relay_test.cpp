@@ -28,6 +28,17 @@
 #include "common/token/token.hpp"
 #include "tests/support/process.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define AIRLOCK_LEAK_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AIRLOCK_LEAK_CHECK 1
+#endif
+#endif
+#if defined(AIRLOCK_LEAK_CHECK)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 using namespace airlock;
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -833,6 +844,29 @@ TEST_CASE("SIGTERM sends restarting, and clients reconnect to the new relay by t
   REQUIRE(wait(loop, [&] { return !pair.agent->packets.empty(); }));
   second.reset();
   std::filesystem::remove_all(dir);
+}
+
+// lws 4.1 on its own freed the client TLS context of only the most recently created lws context
+// in the process; every other wss client leaked its SSL_CTX and the trust store loaded into it.
+TEST_CASE("wss clients free their TLS state whichever order they go in") {
+  auto relay = start_relay();
+  {
+    net::Loop loop;
+    std::vector<std::unique_ptr<TestPeer>> peers;
+    for (int i = 0; i < 3; ++i)
+      peers.push_back(std::make_unique<TestPeer>(loop, *relay, true, relay->owner_token, "cli-" + std::to_string(i)));
+    REQUIRE(wait(loop, [&] {
+      for (auto& p : peers)
+        if (!p->link->connected()) return false;
+      return true;
+    }));
+    peers.erase(peers.begin());  // the oldest goes first, while newer contexts exist
+    net::run_for(loop, 200ms);
+    peers.clear();
+  }  // the loop's destructor lets every lws context finish tearing down
+#if defined(AIRLOCK_LEAK_CHECK)
+  CHECK_MESSAGE(__lsan_do_recoverable_leak_check() == 0, "leaks reported above");
+#endif
 }
 
 TEST_CASE("HTTP: /healthz, /metrics, /api/v2/workspaces") {
