@@ -16,7 +16,9 @@ namespace airlock::net {
 struct LwsContext::Slot {
   void* owner = nullptr;
   lws_context* context = nullptr;  // lws writes nullptr here when its teardown has finished
-  uv_timer_t reaper;
+  uv_check_t reaper;  // calls lws_context_destroy(), last thing in a loop turn (see ~LwsContext)
+  uv_timer_t waker;   // keeps the loop turning while the teardown lasts
+  int handles_open = 0;
   bool destroy_called = false;
   ClientTls client_tls;  // lws's vhost points at it until the context is gone
 };
@@ -63,8 +65,10 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(uv_loop_t* loop, lws_cont
     slot->owner = nullptr;
     return make_error("libwebsockets could not create its context (see the lws log lines above)");
   }
-  uv_timer_init(loop, &slot->reaper);
-  slot->reaper.data = slot;
+  uv_check_init(loop, &slot->reaper);
+  uv_timer_init(loop, &slot->waker);
+  slot->reaper.data = slot->waker.data = slot;
+  slot->handles_open = 2;
   return std::unique_ptr<LwsContext>(new LwsContext(slot));
 }
 
@@ -75,28 +79,38 @@ LwsContext::~LwsContext() {
   // a later call moves on once those uv handle closes have completed; the last call frees the
   // context (uv handles live inside it) and writes nullptr through pcontext. So: call it, wait
   // until no handle on the loop is still closing, call again, until the context is gone.
-  uv_timer_start(
-      &slot_->reaper,
-      [](uv_timer_t* t) {
-        auto* slot = static_cast<Slot*>(t->data);
-        if (slot->context) {
-          bool closing = false;
-          uv_walk(
-              t->loop,
-              [](uv_handle_t* h, void* arg) {
-                if (uv_is_closing(h)) *static_cast<bool*>(arg) = true;
-              },
-              &closing);
-          if (!closing) {
-            slot->destroy_called = true;
-            lws_context_destroy(slot->context);
-          }
-        }
-        if (slot->context) return;  // still tearing down; check again on the next tick
-        uv_timer_stop(t);
-        uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete static_cast<Slot*>(h->data); });
-      },
-      0, 5);
+  //
+  // The calls are made from a check handle, right before libuv runs the turn's close callbacks,
+  // because lws 4.1 closes its event pipe's fd twice: in lws_context_destroy(), and again in the
+  // pipe handle's close callback. An fd opened in between (a socket of another link, a file
+  // OpenSSL reads while verifying a certificate) would get that number and be closed under its
+  // owner; between the check phase and those callbacks nothing on the loop opens anything.
+  uv_timer_start(&slot_->waker, [](uv_timer_t*) {}, 0, 5);
+  uv_check_start(&slot_->reaper, [](uv_check_t* c) {
+    auto* slot = static_cast<Slot*>(c->data);
+    if (slot->context) {
+      bool closing = false;
+      uv_walk(
+          c->loop,
+          [](uv_handle_t* h, void* arg) {
+            if (uv_is_closing(h)) *static_cast<bool*>(arg) = true;
+          },
+          &closing);
+      if (!closing) {
+        slot->destroy_called = true;
+        lws_context_destroy(slot->context);
+      }
+    }
+    if (slot->context) return;  // still tearing down; again on the next turn
+    uv_check_stop(&slot->reaper);
+    uv_timer_stop(&slot->waker);
+    auto closed = [](uv_handle_t* h) {
+      auto* s = static_cast<Slot*>(h->data);
+      if (--s->handles_open == 0) delete s;
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&slot->reaper), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&slot->waker), closed);
+  });
 }
 
 lws_context* LwsContext::get() const { return slot_->context; }
