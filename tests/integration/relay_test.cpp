@@ -869,6 +869,47 @@ TEST_CASE("wss clients free their TLS state whichever order they go in") {
 #endif
 }
 
+TEST_CASE("wss: only a relay certificate the client trusts is accepted") {
+  auto relay = start_relay();
+  auto other = start_relay();  // its own --dev certificate, which does not vouch for `relay`
+  net::Loop loop;
+  auto link_with = [&](const std::string& ca_file, bool insecure) {
+    net::RelayClient::Options o;
+    o.url = relay->url(true);
+    o.token = relay->owner_token;
+    o.private_key = crypto::x25519_generate();
+    o.ca_file = ca_file;
+    o.insecure_skip_verify = insecure;
+    o.backoff_initial = 100ms;
+    return std::make_unique<net::RelayClient>(loop, std::move(o));
+  };
+  struct Case {
+    const char* name;
+    std::string ca_file;
+    bool insecure;
+    bool accepted;
+  };
+  for (const Case& c : {Case{"its own certificate", relay->cert(), false, true},
+                        Case{"another relay's certificate", other->cert(), false, false},
+                        Case{"the system store", "", false, false},
+                        Case{"any certificate (insecure)", "", true, true}}) {
+    CAPTURE(c.name);
+    auto link = link_with(c.ca_file, c.insecure);
+    std::vector<std::string> down;
+    link->on_state = [&](net::LinkState s, std::string_view reason) {
+      if (s == net::LinkState::disconnected) down.emplace_back(reason);
+    };
+    REQUIRE(link->start().ok());
+    REQUIRE(wait(loop, [&] { return link->connected() || !down.empty(); }));
+    CHECK(link->connected() == c.accepted);
+    if (!c.accepted) CHECK_MESSAGE(down[0].find("could not connect") != std::string::npos, down[0]);
+  }
+  auto missing = link_with(relay->state_dir + "/no-such-ca.pem", false);
+  auto started = missing->start();
+  REQUIRE_FALSE(started.ok());
+  CHECK_MESSAGE(started.error().message.find("no-such-ca.pem") != std::string::npos, started.error().message);
+}
+
 TEST_CASE("HTTP: /healthz, /metrics, /api/v2/workspaces") {
   FOR_EACH_TRANSPORT(tls);
   auto relay = start_relay();
