@@ -7,6 +7,8 @@
 #include <cstring>
 #include <mutex>
 
+#include <openssl/err.h>
+
 #include "common/util/log.hpp"
 
 namespace airlock::net {
@@ -14,14 +16,43 @@ namespace airlock::net {
 struct LwsContext::Slot {
   void* owner = nullptr;
   lws_context* context = nullptr;  // lws writes nullptr here when its teardown has finished
-  uv_timer_t reaper;
+  uv_check_t reaper;  // calls lws_context_destroy(), last thing in a loop turn (see ~LwsContext)
+  uv_timer_t waker;   // keeps the loop turning while the teardown lasts
+  int handles_open = 0;
   bool destroy_called = false;
+  ClientTls client_tls;  // lws's vhost points at it until the context is gone
 };
 
-Result<std::unique_ptr<LwsContext>> LwsContext::create(uv_loop_t* loop, lws_context_creation_info info, void* owner) {
+Result<ClientTls> make_client_tls(const std::string& ca_file) {
+  ClientTls ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) return make_error("cannot create a TLS client context");
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  const bool loaded = ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx.get()) == 1
+                                      : SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) == 1;
+  if (!loaded) {
+    char why[256] = "no reason given";
+    if (unsigned long e = ERR_get_error()) ERR_error_string_n(e, why, sizeof why);
+    ERR_clear_error();
+    return make_error(ca_file.empty() ? std::string("cannot load the system's trusted certificates: ") + why
+                                      : "cannot load the CA file " + ca_file + ": " + why);
+  }
+  return ctx;
+}
+
+Result<std::unique_ptr<LwsContext>> LwsContext::create(uv_loop_t* loop, lws_context_creation_info info, void* owner,
+                                                       ClientTls client_tls) {
   route_lws_logs();
   auto* slot = new Slot;
   slot->owner = owner;
+  if (client_tls) {
+    // lws 4.1 takes a provided client SSL_CTX only with its SSL global init on.
+    info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.provided_client_ssl_ctx = client_tls.get();
+    slot->client_tls = std::move(client_tls);
+  }
   void* loops[1] = {loop};
   info.options |= LWS_SERVER_OPTION_LIBUV;
   info.foreign_loops = loops;
@@ -34,8 +65,10 @@ Result<std::unique_ptr<LwsContext>> LwsContext::create(uv_loop_t* loop, lws_cont
     slot->owner = nullptr;
     return make_error("libwebsockets could not create its context (see the lws log lines above)");
   }
-  uv_timer_init(loop, &slot->reaper);
-  slot->reaper.data = slot;
+  uv_check_init(loop, &slot->reaper);
+  uv_timer_init(loop, &slot->waker);
+  slot->reaper.data = slot->waker.data = slot;
+  slot->handles_open = 2;
   return std::unique_ptr<LwsContext>(new LwsContext(slot));
 }
 
@@ -46,28 +79,38 @@ LwsContext::~LwsContext() {
   // a later call moves on once those uv handle closes have completed; the last call frees the
   // context (uv handles live inside it) and writes nullptr through pcontext. So: call it, wait
   // until no handle on the loop is still closing, call again, until the context is gone.
-  uv_timer_start(
-      &slot_->reaper,
-      [](uv_timer_t* t) {
-        auto* slot = static_cast<Slot*>(t->data);
-        if (slot->context) {
-          bool closing = false;
-          uv_walk(
-              t->loop,
-              [](uv_handle_t* h, void* arg) {
-                if (uv_is_closing(h)) *static_cast<bool*>(arg) = true;
-              },
-              &closing);
-          if (!closing) {
-            slot->destroy_called = true;
-            lws_context_destroy(slot->context);
-          }
-        }
-        if (slot->context) return;  // still tearing down; check again on the next tick
-        uv_timer_stop(t);
-        uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* h) { delete static_cast<Slot*>(h->data); });
-      },
-      0, 5);
+  //
+  // The calls are made from a check handle, right before libuv runs the turn's close callbacks,
+  // because lws 4.1 closes its event pipe's fd twice: in lws_context_destroy(), and again in the
+  // pipe handle's close callback. An fd opened in between (a socket of another link, a file
+  // OpenSSL reads while verifying a certificate) would get that number and be closed under its
+  // owner; between the check phase and those callbacks nothing on the loop opens anything.
+  uv_timer_start(&slot_->waker, [](uv_timer_t*) {}, 0, 5);
+  uv_check_start(&slot_->reaper, [](uv_check_t* c) {
+    auto* slot = static_cast<Slot*>(c->data);
+    if (slot->context) {
+      bool closing = false;
+      uv_walk(
+          c->loop,
+          [](uv_handle_t* h, void* arg) {
+            if (uv_is_closing(h)) *static_cast<bool*>(arg) = true;
+          },
+          &closing);
+      if (!closing) {
+        slot->destroy_called = true;
+        lws_context_destroy(slot->context);
+      }
+    }
+    if (slot->context) return;  // still tearing down; again on the next turn
+    uv_check_stop(&slot->reaper);
+    uv_timer_stop(&slot->waker);
+    auto closed = [](uv_handle_t* h) {
+      auto* s = static_cast<Slot*>(h->data);
+      if (--s->handles_open == 0) delete s;
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&slot->reaper), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&slot->waker), closed);
+  });
 }
 
 lws_context* LwsContext::get() const { return slot_->context; }

@@ -107,11 +107,16 @@ struct RelayClient::Impl {
     info.protocols = kProtocols;
     info.gid = -1;
     info.uid = -1;
-    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    if (!opts.ca_file.empty()) info.client_ssl_ca_filepath = opts.ca_file.c_str();
     info.timeout_secs = static_cast<unsigned>(std::max<int64_t>(1, duration_cast<seconds>(opts.handshake_timeout).count()));
     info.connect_timeout_secs = info.timeout_secs;
-    auto c = LwsContext::create(loop, info, this);
+    // Only a wss:// link needs TLS (and the trust store loaded with it).
+    ClientTls tls;
+    if (url.tls) {
+      auto t = make_client_tls(opts.ca_file);
+      if (!t) return t.error();
+      tls = std::move(*t);
+    }
+    auto c = LwsContext::create(loop, info, this, std::move(tls));
     if (!c) return c.error();
     ctx = std::move(*c);
     return Ok{};

@@ -28,6 +28,17 @@
 #include "common/token/token.hpp"
 #include "tests/support/process.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define AIRLOCK_LEAK_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AIRLOCK_LEAK_CHECK 1
+#endif
+#endif
+#if defined(AIRLOCK_LEAK_CHECK)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 using namespace airlock;
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -833,6 +844,70 @@ TEST_CASE("SIGTERM sends restarting, and clients reconnect to the new relay by t
   REQUIRE(wait(loop, [&] { return !pair.agent->packets.empty(); }));
   second.reset();
   std::filesystem::remove_all(dir);
+}
+
+// lws 4.1 on its own freed the client TLS context of only the most recently created lws context
+// in the process; every other wss client leaked its SSL_CTX and the trust store loaded into it.
+TEST_CASE("wss clients free their TLS state whichever order they go in") {
+  auto relay = start_relay();
+  {
+    net::Loop loop;
+    std::vector<std::unique_ptr<TestPeer>> peers;
+    for (int i = 0; i < 3; ++i)
+      peers.push_back(std::make_unique<TestPeer>(loop, *relay, true, relay->owner_token, "cli-" + std::to_string(i)));
+    REQUIRE(wait(loop, [&] {
+      for (auto& p : peers)
+        if (!p->link->connected()) return false;
+      return true;
+    }));
+    peers.erase(peers.begin());  // the oldest goes first, while newer contexts exist
+    net::run_for(loop, 200ms);
+    peers.clear();
+  }  // the loop's destructor lets every lws context finish tearing down
+#if defined(AIRLOCK_LEAK_CHECK)
+  CHECK_MESSAGE(__lsan_do_recoverable_leak_check() == 0, "leaks reported above");
+#endif
+}
+
+TEST_CASE("wss: only a relay certificate the client trusts is accepted") {
+  auto relay = start_relay();
+  auto other = start_relay();  // its own --dev certificate, which does not vouch for `relay`
+  net::Loop loop;
+  auto link_with = [&](const std::string& ca_file, bool insecure) {
+    net::RelayClient::Options o;
+    o.url = relay->url(true);
+    o.token = relay->owner_token;
+    o.private_key = crypto::x25519_generate();
+    o.ca_file = ca_file;
+    o.insecure_skip_verify = insecure;
+    o.backoff_initial = 100ms;
+    return std::make_unique<net::RelayClient>(loop, std::move(o));
+  };
+  struct Case {
+    const char* name;
+    std::string ca_file;
+    bool insecure;
+    bool accepted;
+  };
+  for (const Case& c : {Case{"its own certificate", relay->cert(), false, true},
+                        Case{"another relay's certificate", other->cert(), false, false},
+                        Case{"the system store", "", false, false},
+                        Case{"any certificate (insecure)", "", true, true}}) {
+    CAPTURE(c.name);
+    auto link = link_with(c.ca_file, c.insecure);
+    std::vector<std::string> down;
+    link->on_state = [&](net::LinkState s, std::string_view reason) {
+      if (s == net::LinkState::disconnected) down.emplace_back(reason);
+    };
+    REQUIRE(link->start().ok());
+    REQUIRE(wait(loop, [&] { return link->connected() || !down.empty(); }));
+    CHECK(link->connected() == c.accepted);
+    if (!c.accepted) CHECK_MESSAGE(down[0].find("could not connect") != std::string::npos, down[0]);
+  }
+  auto missing = link_with(relay->state_dir + "/no-such-ca.pem", false);
+  auto started = missing->start();
+  REQUIRE_FALSE(started.ok());
+  CHECK_MESSAGE(started.error().message.find("no-such-ca.pem") != std::string::npos, started.error().message);
 }
 
 TEST_CASE("HTTP: /healthz, /metrics, /api/v2/workspaces") {

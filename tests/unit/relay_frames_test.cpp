@@ -66,14 +66,17 @@ TEST_CASE("every frame type round-trips") {
 
 TEST_CASE("decoded fields keep their values") {
   Bytes packet{1, 2, 3};
-  auto f = decode(encode(SendPacket{key_of(9), kFlagInteractive, packet}));
+  // A decoded frame borrows from its bytes: they must outlive it (decode(encode(...)) would not).
+  const Bytes send_wire = encode(SendPacket{key_of(9), kFlagInteractive, packet});
+  auto f = decode(send_wire);
   REQUIRE(f.ok());
   auto& p = std::get<SendPacket>(*f);
   CHECK(p.dst == key_of(9));
   CHECK(p.flags == kFlagInteractive);
   CHECK(Bytes(p.packet.begin(), p.packet.end()) == packet);
 
-  auto r = decode(encode(Restarting{0x01020304, 0xa0b0c0d0}));
+  const Bytes restarting_wire = encode(Restarting{0x01020304, 0xa0b0c0d0});
+  auto r = decode(restarting_wire);
   REQUIRE(r.ok());
   CHECK(std::get<Restarting>(*r).reconnect_in_ms == 0x01020304u);
   CHECK(std::get<Restarting>(*r).try_for_ms == 0xa0b0c0d0u);
