@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "common/pty/open_args.hpp"
 #include "common/pty/protocol.hpp"
 #include "common/util/log.hpp"
 
@@ -13,52 +14,6 @@ namespace airlock::agent::pty {
 namespace {
 
 constexpr const char* kLog = "pty";
-
-struct OpenArgs {
-  std::string session;
-  uint16_t cols = 0;
-  uint16_t rows = 0;
-  std::string command;
-};
-
-// An integer in [1, max], whether JSON text made it unsigned or C++ code made it a signed int.
-std::optional<uint16_t> dimension(const nlohmann::json& args, std::string_view key, uint16_t max) {
-  auto it = args.find(key);
-  if (it == args.end() || !it->is_number_integer()) return std::nullopt;
-  if (it->is_number_unsigned() ? it->get<uint64_t>() > max : (it->get<int64_t>() < 1 || it->get<int64_t>() > max)) {
-    return std::nullopt;
-  }
-  auto value = it->get<uint16_t>();
-  if (value < 1) return std::nullopt;
-  return value;
-}
-
-Result<OpenArgs> parse_open_args(const nlohmann::json& args) {
-  namespace proto = airlock::pty;
-  if (!args.is_object()) return make_error("pty: open arguments must be a JSON object");
-  OpenArgs out;
-  auto session = args.find(proto::kOpenSession);
-  if (session == args.end() || !session->is_string() || !proto::valid_session_id(session->get_ref<const std::string&>())) {
-    return make_error("pty: \"session\" must be 1-64 characters of [A-Za-z0-9._-]");
-  }
-  out.session = session->get<std::string>();
-  auto cols = dimension(args, proto::kOpenCols, proto::kMaxCols);
-  auto rows = dimension(args, proto::kOpenRows, proto::kMaxRows);
-  if (!cols || !rows || !proto::valid_size(*cols, *rows)) {
-    return make_error("pty: \"cols\" and \"rows\" must be integers, " + std::to_string(proto::kMinCols) + "-" +
-                      std::to_string(proto::kMaxCols) + " and 1-" + std::to_string(proto::kMaxRows));
-  }
-  out.cols = *cols;
-  out.rows = *rows;
-  if (auto command = args.find(proto::kOpenCommand); command != args.end() && !command->is_null()) {
-    if (!command->is_string()) return make_error("pty: \"command\" must be a string");
-    out.command = command->get<std::string>();
-    if (out.command.size() > proto::kMaxCommandLength || out.command.find('\0') != std::string::npos) {
-      return make_error("pty: \"command\" is too long or holds a NUL byte");
-    }
-  }
-  return out;
-}
 
 // Best effort: one ERROR frame on a fresh socket fits its buffer; the fd is closed either way.
 Status refuse(int fd, const std::string& reason) {
@@ -90,13 +45,16 @@ PtySessions::~PtySessions() {
 }
 
 Status PtySessions::attach(int fd, const nlohmann::json& args, const Identity& who) {
-  auto parsed = parse_open_args(args);
+  auto parsed = airlock::pty::parse_open_args(args);
   if (!parsed) return refuse(fd, parsed.error().message);
-  OpenArgs& open = *parsed;
+  airlock::pty::OpenArgs& open = *parsed;
 
   auto it = sessions_.find(open.session);
   if (it != sessions_.end() && !it->second->ended()) return it->second->attach(fd, who, open.cols, open.rows);
   if (it != sessions_.end()) sessions_.erase(it);  // ended, not yet swept: the id starts afresh
+  // A viewer coming back after a lost connection must not find a fresh shell in place of the one
+  // it left (which ended meanwhile, or went with an agent restart).
+  if (open.reattach) return refuse(fd, "pty: session " + open.session + " no longer exists");
 
   if (count() >= config_.max_sessions) {
     return refuse(fd, "pty: this workspace already runs " + std::to_string(config_.max_sessions) + " terminal sessions");

@@ -39,11 +39,13 @@ namespace airlock::pty {
 
 inline constexpr std::string_view kServiceName = "pty";
 
-// Stream open arguments (JSON object): {"session": id, "cols": n, "rows": n, "command": "..."}.
+// Stream open arguments (JSON object, common/pty/open_args.hpp):
+//   {"session": id, "cols": n, "rows": n, "command": "...", "reattach": bool}
 inline constexpr std::string_view kOpenSession = "session";  // required; reattaches when it exists
 inline constexpr std::string_view kOpenCols = "cols";        // required
 inline constexpr std::string_view kOpenRows = "rows";        // required
 inline constexpr std::string_view kOpenCommand = "command";  // optional; new sessions only
+inline constexpr std::string_view kOpenReattach = "reattach";  // optional; true: the session must exist
 inline constexpr size_t kMaxSessionIdLength = 64;             // [A-Za-z0-9._-]
 inline constexpr size_t kMaxCommandLength = 16 * 1024;
 
