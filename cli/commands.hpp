@@ -19,6 +19,7 @@ void add_login_command(CLI::App& app);
 void add_token_command(CLI::App& app);
 void add_ping_command(CLI::App& app);
 void add_port_forward_command(CLI::App& app);
+void add_pty_command(CLI::App& app);
 void add_speedtest_command(CLI::App& app);
 void add_ssh_commands(CLI::App& app);  // proxy, ssh, config-ssh
 void add_status_commands(CLI::App& app);  // status, logs

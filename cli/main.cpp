@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   airlock::cli::add_token_command(app);
   airlock::cli::add_ping_command(app);
   airlock::cli::add_port_forward_command(app);
+  airlock::cli::add_pty_command(app);
   airlock::cli::add_speedtest_command(app);
   airlock::cli::add_ssh_commands(app);
   airlock::cli::add_status_commands(app);

@@ -338,8 +338,9 @@ void PtyTerminal::stop() {
 }
 
 void PtyTerminal::update_flow() {
-  bool want_input = started_ && input_ != nullptr && !input_eof_ && connection_ != nullptr &&
-                    connection_->queued() < kMaxQueued;
+  bool want_input = started_ && input_ != nullptr && !input_eof_ &&
+                    (connection_ != nullptr ? connection_->queued() < kMaxQueued
+                                            : static_cast<bool>(events_.detached_input));
   if (want_input != input_reading_) {
     if (want_input) {
       input_->start_reading([](PtyTerminal& self, Stream& s, ssize_t n) { self.on_input(n, s.buffer.data()); });
@@ -364,6 +365,11 @@ void PtyTerminal::on_input(ssize_t nread, const char* data) {
   if (nread < 0) {
     // The local side closed (a pipe ran out): the session goes on, nothing more to type.
     input_eof_ = true;
+    update_flow();
+    return;
+  }
+  if (connection_ == nullptr) {
+    if (events_.detached_input) events_.detached_input(std::string_view(data, static_cast<size_t>(nread)));
     update_flow();
     return;
   }

@@ -4,7 +4,8 @@
 //
 // Reconnecting is the caller's job: when the connection is lost, dial again, open the stream with
 // the same session id and attach() the new fd; the agent repaints the screen. While detached,
-// keystrokes wait in the local terminal (stdin is not read).
+// keystrokes wait in the local terminal (stdin is not read), unless the caller takes them
+// (Events::detached_input: to let Ctrl-C give up a reconnect).
 //
 // The local terminal is restored however the program ends: stop(), the destructor, exit(), or a
 // fatal or terminating signal (the handlers restore it, then let the signal take its course).
@@ -16,6 +17,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <uv.h>
 
@@ -45,6 +47,8 @@ class PtyTerminal {
     // EOF, an I/O error or a malformed frame (refused = false: worth reconnecting), or an ERROR
     // frame from the agent (refused = true: it closed this viewer on purpose, with `reason`).
     std::function<void(const std::string& reason, bool refused)> connection_lost;
+    // When set, stdin is read while detached too, and what is typed goes here instead of waiting.
+    std::function<void(std::string_view typed)> detached_input;
   };
 
   PtyTerminal(uv_loop_t* loop, Events events, PtyTerminalOptions options = {});
