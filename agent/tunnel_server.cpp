@@ -30,6 +30,7 @@ struct TunnelServer::Client {
   bool hello_done = false;
   std::unique_ptr<net::Timer> forget_timer;
   std::vector<IncomingStream> held;  // logins waiting for the startup script (login gate)
+  uint64_t counted_in = 0, counted_out = 0;  // bytes already added to the agent's stats
 };
 
 namespace {
@@ -258,8 +259,26 @@ Status TunnelServer::start() {
   // The relay serves the status document to the control plane (GET /api/v2/workspaces/NAME):
   // every change goes out at once, at most one push per kStatusPushSpacing.
   push_timer_ = std::make_unique<net::Timer>(loop_);
+  // Traffic and latency per peer feed the status document's stats once a second.
+  stats_timer_ = std::make_unique<net::Timer>(loop_);
+  stats_timer_->start(std::chrono::seconds(1), [this] { collect_stats(); }, std::chrono::seconds(1));
   status_subscription_ = agent_.subscribe([this](StatusChange) { schedule_status_push(); });
   return node_->start();
+}
+
+void TunnelServer::collect_stats() {
+  for (auto& [key, client] : clients_) {
+    net::PeerLink* link = node_->find_peer(key);
+    if (!link) continue;
+    uint64_t in = link->bytes_in(), out = link->bytes_out();
+    if (in > client->counted_in) agent_.add_bytes_in(in - client->counted_in);
+    if (out > client->counted_out) agent_.add_bytes_out(out - client->counted_out);
+    client->counted_in = in;
+    client->counted_out = out;
+    auto srtt = link->session_stats().srtt;
+    if (srtt.count() > 0)
+      agent_.set_peer_latency(crypto::key_to_base64(key), std::chrono::duration_cast<std::chrono::microseconds>(srtt));
+  }
 }
 
 void TunnelServer::schedule_status_push() {
@@ -293,6 +312,7 @@ void TunnelServer::push_status() {
 void TunnelServer::stop() {
   status_subscription_ = {};
   push_timer_.reset();
+  stats_timer_.reset();
   if (node_) node_->stop("agent stopping");
   clients_.clear();
 }

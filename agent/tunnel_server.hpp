@@ -61,6 +61,7 @@ class TunnelServer {
   void audit(const Identity& who, AuditNote note);
   void schedule_status_push();
   void push_status();
+  void collect_stats();
 
   static constexpr std::chrono::milliseconds kStatusPushSpacing{250};
 
@@ -73,6 +74,7 @@ class TunnelServer {
   std::unique_ptr<ssh::SshServer> ssh_;
   std::unique_ptr<pty::PtySessions> pty_;
   std::unique_ptr<net::Timer> push_timer_;
+  std::unique_ptr<net::Timer> stats_timer_;
   Agent::Subscription status_subscription_;
   std::chrono::steady_clock::time_point last_push_{};
 };

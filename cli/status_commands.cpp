@@ -42,6 +42,18 @@ std::string str(const nlohmann::json& j, const char* key, const char* fallback =
   return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
 }
 
+std::string human_bytes(double n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (n >= 1024 && u < 4) {
+    n /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", n, units[u]);
+  return buf;
+}
+
 void print_status(const std::string& ws, const nlohmann::json& s) {
   std::printf("Workspace %s\n", ws.c_str());
   const auto& lc = s.contains("lifecycle") ? s["lifecycle"] : nlohmann::json::object();
@@ -64,7 +76,25 @@ void print_status(const std::string& ws, const nlohmann::json& s) {
     for (const auto& p : s["listening_ports"])
       std::printf("  %-8s %s\n", str(p, "port").c_str(), str(p, "process").c_str());
   }
-  if (s.contains("stats")) std::printf("\nStats\n  %s\n", s["stats"].dump().c_str());
+  if (s.contains("stats") && s["stats"].is_object()) {
+    const auto& st = s["stats"];
+    auto sessions = [](const nlohmann::json& m) {
+      std::string out;
+      if (m.is_object())
+        for (auto it = m.begin(); it != m.end(); ++it)
+          out += (out.empty() ? "" : ", ") + it.key() + " " + it.value().dump();
+      return out.empty() ? std::string("none") : out;
+    };
+    std::printf("\nStats\n");
+    std::printf("  traffic     %s in, %s out\n", human_bytes(st.value("bytes_in", 0.0)).c_str(),
+                human_bytes(st.value("bytes_out", 0.0)).c_str());
+    std::printf("  sessions    open: %s; since start: %s\n", sessions(st.value("sessions_open", nlohmann::json())).c_str(),
+                sessions(st.value("sessions_total", nlohmann::json())).c_str());
+    if (st.contains("peers") && st["peers"].is_array())
+      for (const auto& p : st["peers"])
+        if (p.is_object())
+          std::printf("  peer        %s  %.1f ms\n", str(p, "peer").c_str(), p.value("latency_ms", 0.0));
+  }
 }
 
 }  // namespace

@@ -99,6 +99,8 @@ class PeerLink {
 
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
+  // The stream session's numbers: smoothed round-trip time, retransmissions, ...
+  stream::SessionStats session_stats() const { return session_.stats(); }
 
  private:
   friend class TunnelNode;

@@ -153,6 +153,9 @@ TEST_CASE("airlock status shows lifecycle, metadata and listening ports; airlock
   REQUIRE(line != std::string::npos);
   CHECK(r.out.substr(line, r.out.find('\n', line) - line).find("python3") != std::string::npos);
   CHECK(r.out.find("timed out") != std::string::npos);  // the stuck script was killed at its timeout
+  // Stats: traffic through the tunnel, and the latency to the peers that asked.
+  CHECK(r.out.find("traffic     0 B in, 0 B out") == std::string::npos);
+  CHECK(r.out.find("  peer        ") != std::string::npos);
 
   auto j = d.cli({"status", "demo", "--json"});
   json doc = json::parse(j.out, nullptr, false);
