@@ -1,6 +1,7 @@
 #include "cli/pty_terminal.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <termios.h>
@@ -8,9 +9,11 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <iterator>
 
 #include "common/util/log.hpp"
@@ -92,6 +95,23 @@ struct termios raw_mode_of(struct termios mode) {
   mode.c_cc[VMIN] = 1;
   mode.c_cc[VTIME] = 0;
   return mode;
+}
+
+// Writes all of `bytes` to `fd` even if it is non-blocking, giving up after a few seconds of a
+// terminal that takes nothing (the program is ending: it must not hang on a stuck terminal).
+void write_blocking(int fd, std::string_view bytes) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!bytes.empty() && std::chrono::steady_clock::now() < deadline) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n > 0) {
+      bytes.remove_prefix(static_cast<size_t>(n));
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 100);
+    } else if (!(n < 0 && errno == EINTR)) {
+      return;
+    }
+  }
 }
 
 struct WriteRequest {
@@ -191,6 +211,8 @@ struct PtyTerminal::Stream {
     uv_buf_t buf = uv_buf_init(request->bytes.data(), static_cast<unsigned>(request->bytes.size()));
     int rc = uv_write(&request->req, stream(), &buf, 1, [](uv_write_t* req, int) {
       auto* self = static_cast<Stream*>(req->handle->data);
+      // Requests complete in order.
+      if (!self->pending.empty() && self->pending.front() == req->data) self->pending.pop_front();
       delete static_cast<WriteRequest*>(req->data);
       if (self->owner != nullptr) self->owner->update_flow();
     });
@@ -198,8 +220,19 @@ struct PtyTerminal::Stream {
       delete request;
       return false;
     }
+    pending.push_back(request);
     return true;
   }
+
+  // The bytes libuv has not written yet: the last write_queue_size bytes of the pending requests,
+  // since writes go out in order and a request's callback comes only after all of it went.
+  std::string unwritten() const {
+    std::string all;
+    for (const WriteRequest* request : pending) all += request->bytes;
+    size_t left = std::min(queued(), all.size());
+    return all.substr(all.size() - left);
+  }
+  std::deque<WriteRequest*> pending;  // uv_write requests whose callback has not run
 
   void (*read_handler)(PtyTerminal&, Stream&, ssize_t) = nullptr;
 };
@@ -318,7 +351,11 @@ void PtyTerminal::stop() {
   close_connection();
   if (started_ && output_ != nullptr && raw_) write_output(kLocalTerminalReset);
   Stream::close(input_);
+  // Closing a stream cancels the writes still queued: the shell's last words (and the reset
+  // above) would be lost when the program ends right after. They are written here, blocking.
+  std::string unwritten = output_ != nullptr ? output_->unwritten() : std::string();
   Stream::close(output_);
+  write_blocking(options_.output_fd, unwritten);
   input_reading_ = false;
   for (uv_signal_t** signal_handle : {&winch_, &cont_}) {
     if (*signal_handle == nullptr) continue;
