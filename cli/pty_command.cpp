@@ -195,10 +195,11 @@ class RemoteTerminal {
   void on_stream_lost(const std::string& reason, bool refused) {
     if (done_) return;
     recover_timer_.stop();
-    std::string why = stream_reason_.empty() ? reason : stream_reason_;
     // An ERROR frame is the agent's last word to this viewer: bad arguments, too many sessions,
     // or (when reattaching) the session is gone.
-    if (refused) return end(trouble_since_ ? kExitLost : 1, why);
+    if (refused) return end(trouble_since_ ? kExitLost : 1, reason);
+    // Otherwise the stream's own end (a reset's reason) says more than the local socket's EOF.
+    std::string why = stream_reason_.empty() ? reason : stream_reason_;
     // A stream refused before it began, on a connection with nothing wrong: policy says no.
     if (!stream_has_session_ && !trouble_since_) return end(1, why);
     trouble(why);
