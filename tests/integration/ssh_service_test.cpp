@@ -38,6 +38,7 @@
 
 #include "agent/ssh/ssh_server.hpp"
 #include "common/util/log.hpp"
+#include "tests/support/ssh_client.hpp"
 
 namespace fs = std::filesystem;
 using airlock::agent::AuditNote;
@@ -45,22 +46,22 @@ using airlock::agent::Identity;
 using airlock::agent::ssh::SshConfig;
 using airlock::agent::ssh::SshServer;
 using namespace std::chrono_literals;
+using airlock::test::Background;
+using airlock::test::EchoServer;
+using airlock::test::echo_through;
+using airlock::test::free_tcp_port;
+using airlock::test::read_file;
+using airlock::test::run;
+using airlock::test::RunResult;
+using airlock::test::sha256_of;
+using airlock::test::SshClient;
+using airlock::test::Tmux;
+using airlock::test::wait_until;
+using airlock::test::write_file;
 
 namespace {
 
 constexpr const char* kBlockedMessage = "file transfer is disabled in this workspace by policy";
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_file(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
 
 // A scratch directory removed at the end of the test case.
 struct TempDir {
@@ -73,80 +74,6 @@ struct TempDir {
   ~TempDir() {
     std::error_code ec;
     fs::remove_all(path, ec);
-  }
-};
-
-struct RunResult {
-  int exit_code = -1;  // -1: killed by the timeout
-  std::string out;
-  std::string err;
-  double seconds = 0;
-};
-
-// Runs `command` with /bin/sh, capturing stdout and stderr; kills it after `timeout`.
-RunResult run(const std::string& command, std::chrono::seconds timeout = 120s) {
-  static std::atomic<int> counter{0};
-  int n = counter++;
-  fs::path out_path = fs::temp_directory_path() / ("airlock-ssh-run-" + std::to_string(::getpid()) + "-" + std::to_string(n));
-  fs::path err_path = out_path.string() + ".err";
-  int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
-  auto start = std::chrono::steady_clock::now();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::dup2(null_fd, 0);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    ::execv("/bin/sh", const_cast<char* const*>(argv));
-    ::_exit(127);
-  }
-  ::close(out_fd);
-  ::close(err_fd);
-  ::close(null_fd);
-  RunResult result;
-  int status = 0;
-  while (true) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      break;
-    }
-    if (std::chrono::steady_clock::now() - start > timeout) {
-      ::kill(-pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(10ms);
-  }
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  result.out = read_file(out_path);
-  result.err = read_file(err_path);
-  fs::remove(out_path);
-  fs::remove(err_path);
-  return result;
-}
-
-// A client process left running (ssh -N -L ...), killed with its process group at the end.
-struct Background {
-  pid_t pid = -1;
-  explicit Background(const std::string& command) {
-    const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
-    pid = ::fork();
-    if (pid == 0) {
-      ::setpgid(0, 0);
-      int null_fd = ::open("/dev/null", O_RDWR);
-      ::dup2(null_fd, 0);
-      ::execv("/bin/sh", const_cast<char* const*>(argv));
-      ::_exit(127);
-    }
-  }
-  ~Background() {
-    ::kill(-pid, SIGTERM);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
   }
 };
 
@@ -296,119 +223,6 @@ std::string proxy_command(const Harness& harness) {
   return "socat - UNIX-CONNECT:" + harness.socket_path();
 }
 
-// An ssh_config naming the server "ws"; `ssh -F <it>` replaces -F /dev/null so that scp, sftp
-// and rsync -e take the same options without shell-quoting a ProxyCommand three levels deep.
-struct Client {
-  fs::path config;
-  fs::path known_hosts;
-  std::string ssh;  // "ssh -F <config>"
-
-  Client(const Harness& harness, const fs::path& dir, const std::string& extra = "",
-         const std::string& host_key_checking = "accept-new") {
-    config = dir / "ssh_config";
-    if (known_hosts.empty()) known_hosts = dir / "known_hosts";
-    write_file(config, "Host ws\n"
-                       "  HostName ws.airlock\n"
-                       "  User dev\n"
-                       "  ProxyCommand " + proxy_command(harness) + "\n"
-                       "  BatchMode yes\n"
-                       "  StrictHostKeyChecking " + host_key_checking + "\n"
-                       "  UserKnownHostsFile " + known_hosts.string() + "\n"
-                       "  GlobalKnownHostsFile /dev/null\n"
-                       "  LogLevel ERROR\n" + extra);
-    ssh = "ssh -F " + config.string();
-  }
-  std::string scp() const { return "scp -F " + config.string(); }
-  std::string sftp() const { return "sftp -F " + config.string(); }
-  std::string rsync() const { return "rsync -e 'ssh -F " + config.string() + "'"; }
-};
-
-std::string sha256(const fs::path& path) {
-  RunResult r = run("sha256sum '" + path.string() + "' | cut -d' ' -f1");
-  return r.out;
-}
-
-// A TCP echo server on loopback: echoes until the client half-closes, then closes.
-class EchoServer {
- public:
-  EchoServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
-    REQUIRE(::listen(fd_, 16) == 0);
-    socklen_t length = sizeof(address);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
-    thread_ = std::thread([this] {
-      while (true) {
-        int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (c < 0) return;
-        std::thread([c] {
-          char buffer[16384];
-          ssize_t n;
-          while ((n = ::read(c, buffer, sizeof(buffer))) > 0)
-            if (::write(c, buffer, static_cast<size_t>(n)) != n) break;
-          ::close(c);
-        }).detach();
-      }
-    });
-  }
-  ~EchoServer() {
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    thread_.join();
-  }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-};
-
-int free_tcp_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
-// Connects to 127.0.0.1:port (retrying while a forward comes up), sends `text`, half-closes and
-// returns everything read back.
-std::string echo_through(int port, const std::string& text, std::chrono::seconds wait = 15s) {
-  auto deadline = std::chrono::steady_clock::now() + wait;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-      ::close(fd);
-      std::this_thread::sleep_for(100ms);
-      continue;
-    }
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)!::write(fd, text.data(), text.size());
-    ::shutdown(fd, SHUT_WR);
-    std::string got;
-    char buffer[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) got.append(buffer, static_cast<size_t>(n));
-    ::close(fd);
-    return got;
-  }
-  return "<could not connect>";
-}
-
 int connect_unix(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un address{};
@@ -437,32 +251,12 @@ std::string loopback_host_name() {
 
 bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
-std::string tmux_capture(const std::string& tmux) { return run(tmux + " capture-pane -p -t t", 10s).out; }
-
-bool wait_for_pane(const std::string& tmux, const std::string& needle, std::chrono::seconds wait = 15s) {
-  auto deadline = std::chrono::steady_clock::now() + wait;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (tmux_capture(tmux).find(needle) != std::string::npos) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
-}
-
-bool wait_until(const std::function<bool()>& condition, std::chrono::seconds wait = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + wait;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
-}
-
 }  // namespace
 
 TEST_CASE("exec: stdout, stderr and the exit status reach the client; audit notes are recorded") {
   TempDir dir;
   Harness harness(dir.path);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
 
   RunResult r = run(client.ssh + " ws 'echo hi; echo oops >&2; exit 3'");
   CHECK(r.exit_code == 3);
@@ -496,7 +290,7 @@ TEST_CASE("env: SetEnv from the client, the manifest's env and working directory
   config.env = {{"AIRLOCK_MANIFEST_VAR", "from-manifest"}};
   config.directory = (dir.path / "work").string();
   Harness harness(dir.path, config);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
 
   RunResult r = run(client.ssh + " -o SetEnv=AIRLOCK_TEST_VAR=hello ws 'echo $AIRLOCK_TEST_VAR $AIRLOCK_MANIFEST_VAR; pwd; printenv TERM || echo no-term'");
   CHECK(r.exit_code == 0);
@@ -510,7 +304,7 @@ TEST_CASE("env: SetEnv from the client, the manifest's env and working directory
 TEST_CASE("Ctrl-C on a pty interrupts the remote process") {
   TempDir dir;
   Harness harness(dir.path);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
 
   // The ^C byte travels in-band; the remote tty's ISIG turns it into SIGINT for the job. It is
   // sent once the trap is set ("ready" came back): a login environment can take a while (bash
@@ -536,40 +330,38 @@ TEST_CASE("Ctrl-C on a pty interrupts the remote process") {
 TEST_CASE("interactive ssh -tt under tmux: typing, resize and exit") {
   TempDir dir;
   Harness harness(dir.path);
-  Client client(harness, dir.path);
-  std::string tmux = "tmux -S " + (dir.path / "tmux.sock").string();
+  SshClient client(dir.path, proxy_command(harness));
+  Tmux tmux(dir.path);
 
-  RunResult started = run(tmux + " new-session -d -s t -x 100 -y 30 '" + client.ssh + " -tt ws'", 20s);
-  REQUIRE(started.exit_code == 0);
-  run(tmux + " send-keys -t t 'echo hello-$((6*7))' Enter", 10s);
-  CHECK(wait_for_pane(tmux, "hello-42"));
-  run(tmux + " send-keys -t t 'stty size' Enter", 10s);
-  CHECK(wait_for_pane(tmux, "30 100"));
-  run(tmux + " resize-window -t t -x 120 -y 40", 10s);
+  REQUIRE(tmux.start(client.ssh + " -tt ws", 100, 30));
+  tmux.type_line("echo hello-$((6*7))");
+  CHECK(tmux.wait_for("hello-42"));
+  tmux.type_line("stty size");
+  CHECK(tmux.wait_for("30 100"));
+  tmux.resize(120, 40);
   std::this_thread::sleep_for(300ms);
-  run(tmux + " send-keys -t t 'stty size' Enter", 10s);
-  CHECK(wait_for_pane(tmux, "40 120"));
-  run(tmux + " send-keys -t t 'exit' Enter", 10s);
+  tmux.type_line("stty size");
+  CHECK(tmux.wait_for("40 120"));
+  tmux.type_line("exit");
   // The pane's ssh exits when the shell does, which ends the tmux session.
-  CHECK(wait_until([&] { return run(tmux + " has-session -t t", 10s).exit_code != 0; }, 15s));
-  run(tmux + " kill-server", 10s);
+  CHECK(wait_until([&] { return !tmux.has_session(); }, 15s));
   CHECK(harness.notes("shell").size() == 1);
 }
 
 TEST_CASE("scp, sftp and rsync move 100 MB both ways intact") {
   TempDir dir;
   Harness harness(dir.path);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
   const fs::path source = dir.path / "source.bin";
   constexpr double kMegabytes = 100;
   REQUIRE(run("head -c 104857600 /dev/urandom > " + source.string()).exit_code == 0);
-  const std::string expected = sha256(source);
+  const std::string expected = sha256_of(source);
   REQUIRE(expected.size() > 60);
 
   auto transfer = [&](const std::string& name, const std::string& command, const fs::path& result) {
     RunResult r = run(command, 300s);
     CHECK_MESSAGE(r.exit_code == 0, name << ": " << r.err);
-    CHECK_MESSAGE(sha256(result) == expected, name);
+    CHECK_MESSAGE(sha256_of(result) == expected, name);
     MESSAGE(name << ": " << kMegabytes / r.seconds << " MB/s (" << r.seconds << " s)");
     fs::remove(result);
   };
@@ -602,7 +394,7 @@ TEST_CASE("scp, sftp and rsync move 100 MB both ways intact") {
 TEST_CASE("ssh -L and ssh -W reach a port inside the workspace; ssh -R listens inside it") {
   TempDir dir;
   Harness harness(dir.path);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
   EchoServer echo;
 
   // -W is a direct-tcpip channel on stdio, with half-close in both directions.
@@ -647,7 +439,7 @@ TEST_CASE("port policy applies to direct-tcpip") {
   SshConfig config;
   config.policy.ports.deny.push_back({static_cast<uint16_t>(echo.port()), static_cast<uint16_t>(echo.port())});
   Harness harness(dir.path, config);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
   RunResult r = run("printf x | " + client.ssh + " -W 127.0.0.1:" + std::to_string(echo.port()) + " ws", 30s);
   CHECK(r.exit_code != 0);
   CHECK(r.out.empty());
@@ -659,7 +451,7 @@ TEST_CASE("keepalives: the server answers the client's and sends its own") {
   SshConfig config;
   config.keepalive_interval = 1s;
   Harness harness(dir.path, config);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
 
   // The client gives up after one unanswered keepalive: it must get answers.
   RunResult r = run(client.ssh + " -o ServerAliveInterval=1 -o ServerAliveCountMax=1 ws 'sleep 4; echo ok'", 60s);
@@ -677,7 +469,7 @@ TEST_CASE("the host key persists in the state directory across server restarts")
   {
     Harness harness(dir.path);
     first_fingerprint = harness.fingerprint();
-    Client client(harness, dir.path);
+    SshClient client(dir.path, proxy_command(harness));
     CHECK(run(client.ssh + " ws true").exit_code == 0);
     struct stat st {};
     REQUIRE(::stat(harness.host_key_path().c_str(), &st) == 0);
@@ -687,7 +479,7 @@ TEST_CASE("the host key persists in the state directory across server restarts")
   {
     Harness harness(dir.path);
     CHECK(harness.fingerprint() == first_fingerprint);
-    Client client(harness, dir.path, "", "yes");
+    SshClient client(dir.path, proxy_command(harness), "", "yes");
     RunResult r = run(client.ssh + " ws 'echo same-key'");
     CHECK(r.exit_code == 0);
     CHECK(r.out == "same-key\n");
@@ -699,7 +491,7 @@ TEST_CASE("the host key persists in the state directory across server restarts")
     config.host_key_path = (other.path / "key").string();
     Harness harness(dir.path, config);
     CHECK(harness.fingerprint() != first_fingerprint);
-    Client client(harness, dir.path, "", "yes");
+    SshClient client(dir.path, proxy_command(harness), "", "yes");
     CHECK(run(client.ssh + " ws true").exit_code == 255);
   }
 }
@@ -709,7 +501,7 @@ TEST_CASE("block_file_transfer refuses scp, sftp and rsync with a visible reason
   SshConfig config;
   config.policy.block_file_transfer = true;
   Harness harness(dir.path, config);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
   const fs::path source = dir.path / "source.txt";
   write_file(source, "secret\n");
   const std::string target = " ws:" + (dir.path / "copy.txt").string();
@@ -793,7 +585,7 @@ TEST_CASE("the signal request reaches a process that has no pty") {
 TEST_CASE("a client that goes away hangs up its processes, with or without a pty") {
   TempDir dir;
   Harness harness(dir.path);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
   for (const char* tty : {"-T", "-tt"}) {
     CAPTURE(tty);
     fs::path pid_file = dir.path / (std::string("pid") + tty);
@@ -812,7 +604,7 @@ TEST_CASE("a client that goes away hangs up its processes, with or without a pty
 TEST_CASE("garbage on the stream closes that one session; the server keeps serving") {
   TempDir dir;
   Harness harness(dir.path);
-  Client client(harness, dir.path);
+  SshClient client(dir.path, proxy_command(harness));
   for (const std::string& garbage : {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
                                     std::string("SSH-2.0-evil\r\n") + std::string(70000, '\xff'),
                                     std::string(5000, '\0')}) {
