@@ -69,16 +69,19 @@ std::string managed_block() {
 }
 
 // The config with our block replaced (or appended), everything else as it was.
-std::string with_block(const std::string& current) {
+Result<std::string> with_block(const std::string& current) {
   std::string block = managed_block();
   auto start = current.find(kBlockStart);
   if (start != std::string::npos) {
     auto end = current.find(kBlockEnd, start);
-    if (end != std::string::npos) {
-      end += std::strlen(kBlockEnd);
-      if (end < current.size() && current[end] == '\n') ++end;
-      return current.substr(0, start) + block + current.substr(end);
-    }
+    // Appending a second block would make the next run replace everything from this start to
+    // that end, the user's lines between them included.
+    if (end == std::string::npos)
+      return make_error("it has the line \"" + std::string(kBlockStart) + "\" but not \"" + kBlockEnd +
+                        "\" after it: remove or complete the block by hand, then run this again");
+    end += std::strlen(kBlockEnd);
+    if (end < current.size() && current[end] == '\n') ++end;
+    return current.substr(0, start) + block + current.substr(end);
   }
   std::string out = current;
   if (!out.empty() && out.back() != '\n') out += "\n";
@@ -86,14 +89,25 @@ std::string with_block(const std::string& current) {
   return out + block;
 }
 
-int run_config_ssh(const std::string& path, bool dry_run) {
+int run_config_ssh(std::string path, bool dry_run) {
+  // A config kept elsewhere and linked here (dotfiles) is updated where it lives, link kept.
+  std::error_code ec;
+  if (std::filesystem::is_symlink(path, ec)) {
+    auto target = std::filesystem::weakly_canonical(path, ec);
+    if (!ec) path = target.string();
+  }
   std::string current;
   if (std::ifstream in(path); in) {
     std::stringstream ss;
     ss << in.rdbuf();
     current = ss.str();
   }
-  std::string next = with_block(current);
+  auto updated = with_block(current);
+  if (!updated) {
+    std::cerr << "airlock config-ssh: " << path << ": " << updated.error().message << "\n";
+    return 1;
+  }
+  std::string next = *updated;
   if (next == current) {
     std::cout << path << " is up to date\n";
     return 0;
@@ -113,7 +127,6 @@ int run_config_ssh(const std::string& path, bool dry_run) {
     for (size_t k = i; k < ke; ++k) std::cout << "+" << new_lines[k] << "\n";
     return 0;
   }
-  std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
   std::string tmp = path + ".airlock.tmp";
   {

@@ -269,6 +269,25 @@ TEST_CASE("airlock config-ssh writes a managed block once, --dry-run shows it, a
   CHECK(r.exit_code == 0);
   CHECK(read_file(config) == written + "Host after\n  User later\n");
 
+  // A block with its start but not its end: refused, file unchanged (appending a second block
+  // would have the next run swallow the user's lines between the two).
+  const std::string broken = "# ------------START-AIRLOCK-----------\nHost mine\n  User me\n";
+  write_file(config, broken);
+  r = run(cli, 30s);
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("by hand") != std::string::npos);
+  CHECK(read_file(config) == broken);
+
+  // A config that is a link to a dotfiles checkout is updated there; the link stays a link.
+  const fs::path dotfile = w.dir / "dotfiles-ssh-config";
+  write_file(dotfile, mine);
+  fs::remove(config);
+  fs::create_symlink(dotfile, config);
+  r = run(cli, 30s);
+  CHECK(r.exit_code == 0);
+  CHECK(fs::is_symlink(config));
+  CHECK(read_file(dotfile) == written);
+
   r = run("ssh -F " + shell_quote(config.string()) + " -o UserKnownHostsFile=" + shell_quote((w.dir / "kh").string()) +
               " -o BatchMode=yes airlock.demo 'echo hi; exit 3'",
           60s);
