@@ -527,6 +527,37 @@ TEST_CASE("a shell outlives its viewers until the idle timeout") {
   CHECK_FALSE(v.info->reattached);
 }
 
+TEST_CASE("reattach: true finds the running shell, and never starts one in place of a shell that is gone") {
+  Service service;
+  std::string id = unique_id("back");
+  nlohmann::json args = {{"session", id}, {"cols", 80}, {"rows", 24}, {"reattach", true}};
+  {
+    // Nothing to come back to: refused with the reason, and no shell started.
+    Viewer v = service.attach(args);
+    REQUIRE(v.wait_for([&] { return v.eof; }));
+    REQUIRE(v.error.has_value());
+    CHECK(v.error->find("no longer exists") != std::string::npos);
+    CHECK(service.count() == 0);
+  }
+  Viewer first = service.attach(id);
+  first.type("echo here-$((5+5))\r");
+  REQUIRE(first.wait_output("here-10"));
+  {
+    Viewer again = service.attach(args);
+    REQUIRE(again.wait_for([&] { return again.info.has_value(); }));
+    CHECK(again.info->reattached);
+    CHECK(again.wait_output("here-10"));  // the repaint
+  }
+  // Once the shell has ended, coming back is refused; attaching without "reattach" starts afresh.
+  first.type("exit 0\r");
+  REQUIRE(first.wait_for([&] { return first.exit.has_value(); }));
+  CHECK(service.wait_count(0, 10s));
+  Viewer late = service.attach(args);
+  REQUIRE(late.wait_for([&] { return late.eof; }));
+  CHECK(late.error.has_value());
+  CHECK(service.count() == 0);
+}
+
 TEST_CASE("a malformed frame closes only that viewer, with a reason") {
   Service service;
   std::string id = unique_id("malformed");
@@ -560,7 +591,8 @@ TEST_CASE("bad open arguments are refused with a reason") {
   Service service;
   for (const char* text : {R"([])", R"({"session":"../etc","cols":80,"rows":24})",
                            R"({"session":"ok","cols":0,"rows":24})", R"({"session":"ok","cols":80})",
-                           R"({"session":"ok","cols":80,"rows":24,"command":5})"}) {
+                           R"({"session":"ok","cols":80,"rows":24,"command":5})",
+                           R"({"session":"ok","cols":80,"rows":24,"reattach":"yes"})"}) {
     CAPTURE(text);
     auto args = nlohmann::json::parse(text);
     Viewer v = service.attach(args);
