@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "agent/service.hpp"
@@ -34,6 +36,11 @@ struct PtyConfig {
   size_t max_viewers = 16;                 // per session
   std::chrono::milliseconds hangup_grace{5000};  // after a hang-up, SIGKILL if the shell is still there
   PtyFlowLimits flow;
+  // Called on the loop right after a shell is forked, before control returns to the loop, so that
+  // the agent's reaper keeps its hands off it (ChildRegistry::claim); the returned token is
+  // dropped once the service has collected the shell's exit status with waitpid(pid). Without
+  // it a reaper that runs first takes the status, and the viewers get 255 instead.
+  std::function<std::shared_ptr<void>(int pid)> claim_child;
 };
 
 }  // namespace airlock::agent::pty

@@ -100,7 +100,7 @@ Result<ShellLaunch> login_shell(const std::map<std::string, std::string>& worksp
 }
 
 Result<std::unique_ptr<PtyProcess>> PtyProcess::start(uv_loop_t* loop, const ShellLaunch& launch, uint16_t cols,
-                                                      uint16_t rows, ExitCallback on_exit) {
+                                                      uint16_t rows, ExitCallback on_exit, const Claim& claim) {
   std::unique_ptr<PtyProcess> process(new PtyProcess(loop, std::move(on_exit)));
   // Everything the child needs is prepared before fork: it may not allocate.
   std::vector<char*> argv = c_strings(launch.argv);
@@ -115,6 +115,7 @@ Result<std::unique_ptr<PtyProcess>> PtyProcess::start(uv_loop_t* loop, const She
   if (pid == 0) exec_shell(launch.program.c_str(), argv.data(), envp.data(), launch.directory.c_str(), launch.home.c_str());
 
   process->pid_ = pid;
+  if (claim) process->claim_ = claim(pid);  // same loop turn as the fork: nobody reaped it yet
   process->master_.reset(master);
   int flags = fcntl(master, F_GETFL);
   if (flags < 0 || fcntl(master, F_SETFL, flags | O_NONBLOCK) != 0 || fcntl(master, F_SETFD, FD_CLOEXEC) != 0) {
@@ -188,6 +189,7 @@ void PtyProcess::collect() {
     return;  // still running (a SIGCHLD for some other child)
   }
   exited_ = true;
+  claim_.reset();
   pidfd_poll_.reset();
   pidfd_.reset();
   sigchld_.reset();

@@ -42,10 +42,13 @@ class PtyProcess {
  public:
   using ExitCallback = std::function<void(airlock::pty::ExitStatus)>;
 
+  using Claim = std::function<std::shared_ptr<void>(int pid)>;
+
   // Starts the shell on a pty of cols x rows. `on_exit` runs once, on the loop, when it has ended
-  // and been reaped; it may destroy this object.
+  // and been reaped; it may destroy this object. `claim` (optional) registers the pid with the
+  // agent's reaper in the same loop turn as the fork (PtyConfig::claim_child).
   static Result<std::unique_ptr<PtyProcess>> start(uv_loop_t* loop, const ShellLaunch& launch, uint16_t cols,
-                                                   uint16_t rows, ExitCallback on_exit);
+                                                   uint16_t rows, ExitCallback on_exit, const Claim& claim = {});
   ~PtyProcess();
   PtyProcess(const PtyProcess&) = delete;
   PtyProcess& operator=(const PtyProcess&) = delete;
@@ -74,6 +77,7 @@ class PtyProcess {
   UniqueFd pidfd_;
   UvHandle<uv_poll_t> pidfd_poll_;  // declared after pidfd_: closed before the fd it polls
   UvHandle<uv_signal_t> sigchld_;
+  std::shared_ptr<void> claim_;  // the reaper's hands-off token until the status is collected
 };
 
 }  // namespace airlock::agent::pty

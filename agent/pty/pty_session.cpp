@@ -34,8 +34,9 @@ Result<std::unique_ptr<PtySession>> PtySession::start(Context context, std::stri
                                                       uint16_t cols, uint16_t rows, Identity creator) {
   std::unique_ptr<PtySession> session(new PtySession(std::move(context), std::move(id), cols, rows, std::move(creator)));
   PtySession* self = session.get();
-  auto process = PtyProcess::start(self->context_.loop, launch, cols, rows,
-                                   [self](airlock::pty::ExitStatus status) { self->on_exit(status); });
+  auto process = PtyProcess::start(
+      self->context_.loop, launch, cols, rows, [self](airlock::pty::ExitStatus status) { self->on_exit(status); },
+      self->context_.config->claim_child);
   if (!process) return process.error();
   self->process_ = std::move(*process);
 

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -431,6 +432,27 @@ TEST_CASE("a command runs in a login shell and its exit status reaches the viewe
   CHECK(v.exit->signal == 0);
   CHECK(v.wait_for([&] { return v.eof; }));
   CHECK(service.wait_count(0));
+}
+
+TEST_CASE("the shell is claimed from the agent's reaper when forked and released once its status is in") {
+  // The agent wires claim_child to ChildRegistry::claim: a reaper sweep between the shell's exit
+  // and the service's own waitpid must not take the status (the viewers would get 255).
+  std::atomic<int> claimed{0};
+  std::atomic<int> released{0};
+  PtyConfig config = test_config();
+  config.claim_child = [&](int pid) -> std::shared_ptr<void> {
+    claimed = pid;
+    return std::shared_ptr<void>(nullptr, [&, pid](void*) { released = pid; });
+  };
+  Service service(config);
+  Viewer v = service.attach(unique_id("claimed"), 80, 24, "echo pid=$$; sleep 0.3; exit 9");
+  REQUIRE(v.wait_output("pid="));
+  CHECK(released == 0);
+  REQUIRE(v.wait_for([&] { return v.exit.has_value(); }));
+  CHECK(v.exit->code == 9);
+  CHECK(claimed != 0);
+  CHECK(v.output.find("pid=" + std::to_string(claimed.load())) != std::string::npos);
+  CHECK(released == claimed);
 }
 
 TEST_CASE("resize reaches the shell and the model") {
