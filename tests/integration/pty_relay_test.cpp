@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <regex>
 #include <string>
 #include <thread>
 
@@ -113,6 +114,14 @@ TEST_CASE("airlock pty --command: output and exit status, with or without a term
   r = run(shell_quote(cli_binary()) + " pty demo --session 'not ok'", 60s);
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("--session") != std::string::npos);
+  // A workspace whose policy turns terminals off refuses the stream before any session: that is
+  // final, not a lost connection to retry.
+  w.deployment.start_agent("nopty", {.manifest_json = R"({"policy": {"services": {"pty": false}}})"});
+  REQUIRE(w.deployment.wait_connected("nopty"));
+  r = run(shell_quote(cli_binary()) + " pty nopty --command true", 60s);
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.err.find("disabled") != std::string::npos, r.err);
+  CHECK(r.err.find("reconnecting") == std::string::npos);
 }
 
 TEST_CASE("a session reattached after the client is killed shows the same screen, and no query replies") {
@@ -174,12 +183,27 @@ TEST_CASE("airlock pty reattaches by itself when the relay restarts, and Ctrl-C 
                          shell_quote((d / "after-r1").string()),
                      100, 30, true));
   REQUIRE(shell_answers(tmux, "r1"));
-  tmux.type_line("echo shell=$$");
-  REQUIRE(tmux.wait_for("shell=", 15s));
-  std::string screen = tmux.capture();
-  auto at = screen.find("\nshell=");
-  REQUIRE(at != std::string::npos);
-  const std::string shell_pid = screen.substr(at + 7, screen.find('\n', at + 1) - at - 7);
+  // The window's size follows the local terminal's.
+  tmux.type_line("stty size");
+  CHECK(tmux.wait_for("30 100"));
+  tmux.resize(120, 40);
+  CHECK(wait_until(
+      [&] {
+        tmux.type_line("stty size");
+        return tmux.wait_for("40 120", 1s);
+      },
+      15s));
+  tmux.type_line("clear; echo shell=$$");
+  std::string shell_pid;
+  REQUIRE(wait_until(
+      [&] {
+        std::smatch found;
+        const std::string screen = tmux.capture();
+        if (!std::regex_search(screen, found, std::regex(R"((^|\n)shell=(\d+))"))) return false;
+        shell_pid = found[2];
+        return true;
+      },
+      15s));
   auto count_reattached = [&] {
     size_t n = 0;
     std::string text = read_file(err);
