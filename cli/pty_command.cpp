@@ -91,6 +91,12 @@ class RemoteTerminal {
 
   // `first` is run_workspace_command's connection, ready (hello answered) on `link`.
   void start(WorkspaceConnection& first, net::PeerLink& link) {
+    // However the command ends (SIGTERM and SIGINT end it from run_workspace_command), nothing
+    // here reacts to the teardown that follows, and the terminal is given back at once.
+    ctx_.finish = [this, finish = std::move(ctx_.finish)](int code) {
+      quiesce();
+      finish(code);
+    };
     if (auto started = terminal_.start(); !started) return end(1, "cannot use this terminal: " + started.error().message);
     adopt(first);
     watch_node(first);
@@ -281,14 +287,17 @@ class RemoteTerminal {
   // Every way out: the local terminal back as it was, then the message, then the exit status.
   void end(int code, const std::string& message = "") {
     if (done_) return;
+    quiesce();
+    if (!message.empty()) std::cerr << "airlock: " << message << std::endl;
+    ctx_.finish(code);
+  }
+  void quiesce() {
     done_ = true;
     retry_timer_.stop();
     recover_timer_.stop();
     give_up_timer_.stop();
     terminal_.stop();
-    if (!message.empty()) std::cerr << "airlock: " << message << std::endl;
     if (own_connection_) own_connection_->stop();
-    ctx_.finish(code);
   }
 
   // A line on stderr while the terminal may be raw (where "\n" does not return the carriage).
