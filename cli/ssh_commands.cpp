@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include "cli/client_config.hpp"
@@ -45,7 +46,16 @@ int run_proxy(const ClientOptions& flags, const std::string& host) {
       ctx.finish(1);
       return;
     }
-    auto* bridge = new net::StreamBridge(link, in, out, [&ctx](const std::string& reason) {
+    // After a SIGTERM or a failed connection the command ends with the bridge still open; the
+    // connection's teardown then closes it, after `ctx` is gone. `ended` (owned: it outlives the
+    // connection) tells the bridge not to call back into the command.
+    bool* ended = ctx.own(std::make_unique<bool>(false));
+    ctx.finish = [ended, finish = std::move(ctx.finish)](int code) {
+      *ended = true;
+      finish(code);
+    };
+    auto* bridge = new net::StreamBridge(link, in, out, [&ctx, ended](const std::string& reason) {
+      if (*ended) return;
       if (!reason.empty() && reason != "stream closed") std::cerr << "airlock proxy: " << reason << "\n";
       ctx.finish(reason.empty() || reason == "stream closed" ? 0 : 1);
     });

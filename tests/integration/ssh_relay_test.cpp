@@ -90,6 +90,16 @@ TEST_CASE("ssh airlock.demo: output, stderr, stdin EOF and the exit status come 
   CHECK_MESSAGE(r.out == "bare\n", r.err);
 }
 
+TEST_CASE("airlock proxy ends cleanly when killed with a session open (ssh -L and ControlMaster kill it so)") {
+  workspaces();
+  // The stream is still open when SIGTERM ends the command; its teardown must not call back into
+  // the finished command (it did: a use-after-free ASan reports, exit status 1 instead of 143).
+  RunResult r = run("sleep 20 | " + shell_quote(cli_binary()) + " proxy airlock.demo > /dev/null & p=$!; sleep 2; "
+                    "kill -TERM $p; wait $p; echo rc=$?", 60s);
+  CHECK_MESSAGE(r.out == "rc=143\n", r.out << r.err);
+  CHECK(r.err.find("Sanitizer") == std::string::npos);
+}
+
 TEST_CASE("env through the relay: SetEnv, SendEnv, the manifest's env and directory") {
   Workspaces& w = workspaces();
   SshClient client = w.client("demo");
