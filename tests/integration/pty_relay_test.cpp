@@ -265,3 +265,14 @@ TEST_CASE("when the agent restarts, the session is gone: airlock pty says so and
   CHECK(read_file(err).find("session g1 no longer exists") != std::string::npos);
   CHECK(read_file(d / "before-g1") == read_file(d / "after-g1"));
 }
+
+// Last (cases run in file order): an ASan or UBSan report from the relay or an agent ends up in
+// their output, which nothing above reads.
+TEST_CASE("the relay and the agents reported no sanitizer error") {
+  Workspace& w = workspace();
+  CHECK(w.deployment.relay().output().find("Sanitizer") == std::string::npos);
+  for (const char* name : {"demo", "nopty"}) {
+    CAPTURE(name);
+    if (Process* agent = w.deployment.agent(name)) CHECK(agent->output().find("Sanitizer") == std::string::npos);
+  }
+}

@@ -304,3 +304,14 @@ TEST_CASE("airlock config-ssh writes a managed block once, --dry-run shows it, a
   CHECK_MESSAGE(r.exit_code == 3, r.err);
   CHECK(r.out == "hi\n");
 }
+
+// Last (cases run in file order): an ASan or UBSan report from the relay or an agent ends up in
+// their output, which nothing above reads.
+TEST_CASE("the relay and the agents reported no sanitizer error") {
+  Workspaces& w = workspaces();
+  CHECK(w.deployment.relay().output().find("Sanitizer") == std::string::npos);
+  for (const char* name : {"demo", "locked"}) {
+    CAPTURE(name);
+    if (Process* agent = w.deployment.agent(name)) CHECK(agent->output().find("Sanitizer") == std::string::npos);
+  }
+}
