@@ -10,7 +10,8 @@ namespace {
 struct WriteRequest {
   uv_write_t req;
   StreamBridge* bridge;
-  Bytes data;
+  std::vector<Bytes> chunks;
+  size_t bytes;
 };
 }  // namespace
 
@@ -107,15 +108,38 @@ void StreamBridge::on_writable() {
   if (pending_size_ > 0 || (!reading_ && !local_eof_)) send_pending();
 }
 
-void StreamBridge::on_data(ByteView data) {
+void StreamBridge::on_data(ByteView data) { on_data_owned(Bytes(data.begin(), data.end())); }
+
+void StreamBridge::on_data_owned(Bytes&& data) {
   if (closing_ || out_shutdown_) {
     link_.consume(id_, data.size());
     return;
   }
-  auto* w = new WriteRequest{{}, this, Bytes(data.begin(), data.end())};
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
+  out_pending_bytes_ += data.size();
+  out_pending_.push_back(std::move(data));
+  if (!flush_idle_) {
+    flush_idle_ = new uv_idle_t;
+    uv_idle_init(out_->loop, flush_idle_);
+    flush_idle_->data = this;
+    ++handles_open_;
+  }
+  // An active idle handle also keeps the loop from blocking in poll before the flush.
+  uv_idle_start(flush_idle_, [](uv_idle_t* h) {
+    uv_idle_stop(h);
+    static_cast<StreamBridge*>(h->data)->flush_out();
+  });
+}
+
+void StreamBridge::flush_out() {
+  if (out_pending_.empty() || closing_) return;
+  auto* w = new WriteRequest{{}, this, std::move(out_pending_), out_pending_bytes_};
+  out_pending_.clear();
+  out_pending_bytes_ = 0;
+  std::vector<uv_buf_t> bufs;
+  bufs.reserve(w->chunks.size());
+  for (auto& c : w->chunks) bufs.push_back(uv_buf_init(reinterpret_cast<char*>(c.data()), static_cast<unsigned>(c.size())));
   w->req.data = w;
-  int rc = uv_write(&w->req, out_, &buf, 1, on_write_done);
+  int rc = uv_write(&w->req, out_, bufs.data(), static_cast<unsigned>(bufs.size()), on_write_done);
   if (rc != 0) {
     delete w;
     abort(std::string("local write failed: ") + uv_strerror(rc));
@@ -127,7 +151,7 @@ void StreamBridge::on_data(ByteView data) {
 void StreamBridge::on_write_done(uv_write_t* req, int status) {
   auto* w = static_cast<WriteRequest*>(req->data);
   StreamBridge* self = w->bridge;
-  size_t size = w->data.size();
+  size_t size = w->bytes;
   delete w;
   --self->writes_in_flight_;
   if (status == UV_ECANCELED) {
@@ -145,6 +169,7 @@ void StreamBridge::on_write_done(uv_write_t* req, int status) {
 
 void StreamBridge::on_finished() {
   peer_finished_ = true;
+  flush_out();  // the last bytes go out before the local write side is shut down
   maybe_finish();
 }
 
@@ -153,7 +178,7 @@ void StreamBridge::maybe_finish() {
     if (writes_in_flight_ == 0 && handles_open_ == 0 && stream_closed_) delete this;
     return;
   }
-  if (peer_finished_ && writes_in_flight_ == 0 && !out_shutdown_) {
+  if (peer_finished_ && writes_in_flight_ == 0 && out_pending_.empty() && !out_shutdown_) {
     out_shutdown_ = true;
     if (out_ == in_ || out_->type == UV_TCP || out_->type == UV_NAMED_PIPE) {
       auto* req = new uv_shutdown_t;
@@ -162,7 +187,7 @@ void StreamBridge::maybe_finish() {
     }
     // stdout (a separate write handle) simply gets no more data; closing it comes with the rest.
   }
-  if (peer_finished_ && local_eof_ && writes_in_flight_ == 0) close_local();
+  if (peer_finished_ && local_eof_ && writes_in_flight_ == 0 && out_pending_.empty()) close_local();
 }
 
 void StreamBridge::on_shutdown_done(uv_shutdown_t* req, int) { delete req; }
@@ -197,8 +222,11 @@ void StreamBridge::close_local() {
   closing_ = true;
   if (reading_) uv_read_stop(in_);
   reading_ = false;
+  out_pending_.clear();  // the stream is over: nobody will read them
+  out_pending_bytes_ = 0;
   uv_close(reinterpret_cast<uv_handle_t*>(in_), on_handle_closed);
   if (out_ != in_) uv_close(reinterpret_cast<uv_handle_t*>(out_), on_handle_closed);
+  if (flush_idle_) uv_close(reinterpret_cast<uv_handle_t*>(flush_idle_), on_handle_closed);
   if (done_) {
     auto done = std::move(done_);
     done_ = nullptr;
@@ -211,6 +239,7 @@ void StreamBridge::on_handle_closed(uv_handle_t* h) {
   switch (h->type) {
     case UV_TCP: delete reinterpret_cast<uv_tcp_t*>(h); break;
     case UV_TTY: delete reinterpret_cast<uv_tty_t*>(h); break;
+    case UV_IDLE: delete reinterpret_cast<uv_idle_t*>(h); break;
     default: delete reinterpret_cast<uv_pipe_t*>(h); break;
   }
   --self->handles_open_;

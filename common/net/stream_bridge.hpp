@@ -5,12 +5,15 @@
 //   local -> peer: read only while the stream has credit; on a short write stop reading until
 //                  the stream says it is writable again;
 //   peer -> local: return credit (PeerLink::consume) only when the local write has completed.
+// What the stream delivers in one loop turn goes out in one write (a writev of the chunks, taken
+// over without a copy), not one write per stream frame.
 // Local EOF half-closes the stream; the peer's half-close shuts down the local write side. The
 // bridge deletes itself when both directions are done or either side resets.
 #pragma once
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <uv.h>
 
@@ -35,6 +38,7 @@ class StreamBridge final : public StreamHandler {
 
   void on_accepted() override {}
   void on_data(ByteView data) override;
+  void on_data_owned(Bytes&& data) override;
   void on_writable() override;
   void on_finished() override;
   void on_reset(uint32_t code, std::string_view reason) override;
@@ -48,6 +52,7 @@ class StreamBridge final : public StreamHandler {
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void on_write_done(uv_write_t* req, int status);
+  void flush_out();
   static void on_shutdown_done(uv_shutdown_t* req, int status);
   void send_pending();
   void maybe_finish();
@@ -67,7 +72,10 @@ class StreamBridge final : public StreamHandler {
   size_t pending_offset_ = 0, pending_size_ = 0;
   bool reading_ = false;
   bool local_eof_ = false;   // local side sent EOF; the stream was finished
-  // peer -> local
+  // peer -> local: chunks waiting for the end of the loop turn (flush_idle_), then in flight.
+  std::vector<Bytes> out_pending_;
+  size_t out_pending_bytes_ = 0;
+  uv_idle_t* flush_idle_ = nullptr;
   size_t writes_in_flight_ = 0;
   bool peer_finished_ = false;
   bool out_shutdown_ = false;

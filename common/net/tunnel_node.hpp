@@ -46,6 +46,9 @@ class StreamHandler {
   virtual void on_accepted() {}
   // Bytes from the peer. Call PeerLink::consume() once they are processed (that returns credit).
   virtual void on_data(ByteView data) = 0;
+  // The same bytes handed over: a handler that keeps them (to write them out later) overrides
+  // this instead and saves a copy.
+  virtual void on_data_owned(Bytes&& data) { on_data(data); }
   // The stream can take more writes after a short write.
   virtual void on_writable() {}
   // The peer half-closed: no more data will come.
