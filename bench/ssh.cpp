@@ -310,9 +310,14 @@ double scp_rate(const Target& t, const fs::path& file, const fs::path& remote, b
   // scp takes -P for the port: ssh's -p means something else to it.
   auto p = command.find("'-p' ");
   if (p != std::string::npos) command.replace(p, 4, "'-P'");
+  if (std::getenv("AIRLOCK_BENCH_DEBUG")) note(command);
+  std::error_code ec;
+  fs::remove(upload ? remote : file, ec);
   auto start = Clock::now();
   if (shell(command) != 0) return -1;
-  return static_cast<double>(bytes) / (1 << 20) / duration<double>(Clock::now() - start).count();
+  double seconds = duration<double>(Clock::now() - start).count();
+  if (fs::file_size(upload ? remote : file, ec) != bytes) return -1;  // it must really have moved
+  return static_cast<double>(bytes) / (1 << 20) / seconds;
 }
 
 // An interactive `ssh -tt` whose remote end echoes every byte back; latencies of single keystrokes.
@@ -465,7 +470,10 @@ int main() {
 
     note("scp: " + std::to_string(scp_bytes >> 20) + " MiB up and down, best of " + std::to_string(scp_runs));
     fs::path file = dir / "payload.bin", remote = dir / "remote.bin";
-    if (shell("head -c " + std::to_string(scp_bytes) + " /dev/urandom > " + quote(file.string())) != 0) die("no payload");
+    // (Not through shell(), whose own "> /dev/null" would take the place of this redirection.)
+    if (std::system(("head -c " + std::to_string(scp_bytes) + " /dev/urandom > " + quote(file.string())).c_str()) != 0 ||
+        fs::file_size(file) != scp_bytes)
+      die("no payload");
     double up_a = 0, up_d = 0, down_a = 0, down_d = 0;
     for (int i = 0; i < scp_runs; ++i) {
       up_a = std::max(up_a, scp_rate(a, file, remote, true, scp_bytes));
