@@ -35,6 +35,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,10 +57,11 @@ constexpr double kTargetEchoAddedLoadMs = 5.0;
 
 bool quick() { return std::getenv("AIRLOCK_BENCH_QUICK") != nullptr; }
 void note(const std::string& s) { std::cerr << "bench_ssh: " << s << std::endl; }
-[[noreturn]] void die(const std::string& s) {
-  note("error: " + s);
-  std::exit(1);
-}
+// Unwinds to main, so that every child (relay, agent, sshd, ssh) is stopped on the way out.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+[[noreturn]] void die(const std::string& s) { throw Failure(s); }
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -433,9 +435,22 @@ EchoResult measure_echo(const Target& t, const fs::path& dir, int samples) {
   return r;
 }
 
+int run();
+
 }  // namespace
 
 int main() {
+  try {
+    return run();
+  } catch (const Failure& failure) {
+    note(std::string("error: ") + failure.what());
+    return 1;
+  }
+}
+
+namespace {
+
+int run() {
   ::signal(SIGPIPE, SIG_IGN);
   fs::path bin = fs::read_symlink("/proc/self/exe").parent_path().parent_path();
   for (const char* program : {"relay/airlock-relay", "agent/airlock-agent", "cli/airlock"})
@@ -444,6 +459,13 @@ int main() {
   char tmpl[] = "/tmp/airlock-bench-ssh-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) die("mkdtemp");
   fs::path dir = tmpl;
+  struct RemoveDir {
+    fs::path dir;
+    ~RemoveDir() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } remove_dir{dir};
 
   const int connect_runs = quick() ? 3 : 9;
   const size_t scp_bytes = quick() ? (32u << 20) : (256u << 20);
@@ -534,8 +556,8 @@ int main() {
           {"load", "a bulk upload (cat > /dev/null) on the same SSH connection (ControlMaster)"}}},
     };
   }
-  std::error_code ec;
-  fs::remove_all(dir, ec);
   std::cout << out.dump() << std::endl;
   return 0;
 }
+
+}  // namespace
