@@ -254,6 +254,9 @@ Status TunnelServer::start() {
   pc.env = agent_.manifest().env;
   pc.directory = agent_.manifest().directory;
   pc.audit = [this](const Identity& who, AuditNote note) { audit(who, std::move(note)); };
+  pc.claim_child = [this](int pid) -> std::shared_ptr<void> {
+    return std::make_shared<ChildRegistry::Registration>(agent_.children().claim(pid));
+  };
   pty_ = std::make_unique<pty::PtySessions>(loop_, std::move(pc));
 
   // The relay serves the status document to the control plane (GET /api/v2/workspaces/NAME):
