@@ -141,11 +141,33 @@ void StreamBridge::flush_out() {
   w->req.data = w;
   int rc = uv_write(&w->req, out_, bufs.data(), static_cast<unsigned>(bufs.size()), on_write_done);
   if (rc != 0) {
+    size_t size = w->bytes;
     delete w;
-    abort(std::string("local write failed: ") + uv_strerror(rc));
+    local_write_failed(rc, size);
     return;
   }
   ++writes_in_flight_;
+}
+
+void StreamBridge::local_write_failed(int status, size_t unwritten) {
+  // The peer's bytes that did not go out still free their credit: the peer is not held up.
+  if (!stream_closed_ && unwritten > 0) link_.consume(id_, unwritten);
+  if (status != UV_EPIPE || out_failed_) {
+    if (!out_failed_) return abort(std::string("local write failed: ") + uv_strerror(status));
+    return maybe_finish();
+  }
+  // The local side stopped reading (it closed, or shut down its read side). What it wrote before
+  // that still goes to the peer: a service that refuses with a message and closes is heard, so
+  // reading goes on until its EOF. From now on the peer's bytes have nowhere to go and are
+  // dropped, and the stream ends normally once the peer finishes too.
+  LOG_DEBUG("bridge", "stream %llu: the local side stopped reading; dropping what the peer sends",
+            static_cast<unsigned long long>(id_));
+  out_failed_ = true;
+  out_shutdown_ = true;
+  if (!stream_closed_ && out_pending_bytes_ > 0) link_.consume(id_, out_pending_bytes_);
+  out_pending_.clear();
+  out_pending_bytes_ = 0;
+  maybe_finish();
 }
 
 void StreamBridge::on_write_done(uv_write_t* req, int status) {
@@ -159,7 +181,7 @@ void StreamBridge::on_write_done(uv_write_t* req, int status) {
     return;
   }
   if (status != 0) {
-    self->abort(std::string("local write failed: ") + uv_strerror(status));
+    self->local_write_failed(status, size);
     return;
   }
   // Credit goes back only now, so a slow local reader slows the peer down instead of filling us.
@@ -187,6 +209,9 @@ void StreamBridge::maybe_finish() {
     }
     // stdout (a separate write handle) simply gets no more data; closing it comes with the rest.
   }
+  // After a reset, closing loses nothing once libuv holds no unwritten bytes (the rest is in the
+  // kernel); a local reader that is slow to take the last bytes is waited for.
+  if (peer_reset_ && (writes_in_flight_ == 0 || uv_stream_get_write_queue_size(out_) == 0)) return close_local();
   if (peer_finished_ && local_eof_ && writes_in_flight_ == 0 && out_pending_.empty()) close_local();
 }
 
@@ -194,7 +219,14 @@ void StreamBridge::on_shutdown_done(uv_shutdown_t* req, int) { delete req; }
 
 void StreamBridge::on_reset(uint32_t code, std::string_view reason) {
   end_reason_ = std::string(reason.empty() ? "stream reset by peer" : reason);
-  close_local();
+  // What the peer sent before the reset came first and still goes out (a refusal's message, the
+  // last screen); the local side closes once it is written. Nothing more is read from it.
+  peer_reset_ = true;
+  if (reading_) uv_read_stop(in_);
+  reading_ = false;
+  pending_size_ = 0;
+  if (!out_shutdown_) flush_out();
+  maybe_finish();
 }
 
 void StreamBridge::on_closed() {
@@ -202,6 +234,7 @@ void StreamBridge::on_closed() {
   if (!closing_ && !(peer_finished_ && local_eof_)) {
     if (end_reason_.empty()) end_reason_ = "stream closed";
   }
+  if (peer_reset_) return maybe_finish();  // the last writes are still going out
   close_local();
 }
 

@@ -8,7 +8,10 @@
 // What the stream delivers in one loop turn goes out in one write (a writev of the chunks, taken
 // over without a copy), not one write per stream frame.
 // Local EOF half-closes the stream; the peer's half-close shuts down the local write side. The
-// bridge deletes itself when both directions are done or either side resets.
+// bridge deletes itself when both directions are done or either side resets. Nothing received is
+// lost on the way out: bytes that came before the peer's reset are still written locally, and a
+// local side that stopped reading (EPIPE) is still read to its EOF, while the peer's further
+// bytes are dropped.
 #pragma once
 
 #include <functional>
@@ -53,6 +56,7 @@ class StreamBridge final : public StreamHandler {
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void on_write_done(uv_write_t* req, int status);
   void flush_out();
+  void local_write_failed(int status, size_t unwritten);
   static void on_shutdown_done(uv_shutdown_t* req, int status);
   void send_pending();
   void maybe_finish();
@@ -79,6 +83,8 @@ class StreamBridge final : public StreamHandler {
   size_t writes_in_flight_ = 0;
   bool peer_finished_ = false;
   bool out_shutdown_ = false;
+  bool out_failed_ = false;     // the local side stopped reading: the peer's bytes are dropped
+  bool peer_reset_ = false;     // the peer reset: the local side closes once the last writes are out
   bool stream_closed_ = false;  // the link will not call us again
   int handles_open_ = 0;
   bool closing_ = false;

@@ -259,7 +259,9 @@ TEST_CASE("when the agent restarts, the session is gone: airlock pty says so and
 
   w.deployment.agent("demo")->kill();
   w.deployment.start_agent("demo", {.manifest_json = w.manifest});
-  CHECK(wait_until([&] { return !read_file(d / "after-g1").empty(); }, 60s));
+  bool ended = wait_until([&] { return !read_file(d / "after-g1").empty(); }, 60s);
+  CHECK_MESSAGE(ended, "the relay:\n" << w.deployment.relay().output() << "\nthe agent:\n"
+                                        << w.deployment.agent("demo")->output());
   INFO(read_file(err));
   CHECK(read_file(d / "rc-g1") == "rc=255\n");
   CHECK(read_file(err).find("session g1 no longer exists") != std::string::npos);
