@@ -14,6 +14,9 @@
 
 namespace airlock::agent::pty {
 
+// The pty service's log lines are tagged with this.
+inline constexpr const char* kLog = "pty";
+
 // Flow control, in the spirit of ttyd (pty reads pause while the socket is not writable), with
 // several viewers: the shell's output is read while at least one viewer can take it. A viewer that
 // falls behind by viewer_resync_bytes stops getting live output and, once its queue drains, gets a

@@ -1,4 +1,5 @@
 #include "agent/pty/pty_process.hpp"
+#include "agent/pty/pty_config.hpp"
 
 #include <fcntl.h>
 #include <pty.h>
@@ -18,13 +19,10 @@
 namespace airlock::agent::pty {
 namespace {
 
-constexpr const char* kLog = "pty";
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr const char* kTerm = "xterm-256color";
 // Locale and zone carry over from the agent: without them the shell cannot print UTF-8.
 constexpr const char* kInheritedVariables[] = {"LANG", "LC_ALL", "LC_CTYPE", "TZ"};
-
-Error errno_error(const char* what) { return make_error(std::string(what) + ": " + std::strerror(errno)); }
 
 std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   std::vector<char*> out;

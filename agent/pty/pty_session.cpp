@@ -11,7 +11,6 @@
 namespace airlock::agent::pty {
 namespace {
 
-constexpr const char* kLog = "pty";
 // A read of the shell's output costs the loop its screen-model update: 16 KiB of a scrolling
 // flood ("yes") is ~20 ms of libvterm work. Small reads, few per wakeup, keep the loop responsive.
 constexpr size_t kReadSize = 16 * 1024;

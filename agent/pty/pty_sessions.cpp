@@ -13,7 +13,6 @@
 namespace airlock::agent::pty {
 namespace {
 
-constexpr const char* kLog = "pty";
 
 // Best effort: one ERROR frame on a fresh socket fits its buffer; the fd is closed either way.
 Status refuse(int fd, const std::string& reason) {

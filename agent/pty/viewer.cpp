@@ -1,4 +1,5 @@
 #include "agent/pty/viewer.hpp"
+#include "agent/pty/pty_config.hpp"
 
 #include <unistd.h>
 
@@ -9,7 +10,6 @@
 namespace airlock::agent::pty {
 namespace {
 
-constexpr const char* kLog = "pty";
 std::atomic<uint64_t> g_next_viewer{1};
 
 }  // namespace

@@ -16,8 +16,6 @@
 namespace airlock::agent::ssh {
 namespace {
 
-Error errno_error(const std::string& what, int err = errno) { return make_error(what + ": " + std::strerror(err)); }
-
 void set_nonblocking_cloexec(int fd) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);

@@ -13,8 +13,6 @@
 namespace airlock::agent::ssh {
 namespace {
 
-Error errno_error(const std::string& what) { return make_error(what + ": " + std::strerror(errno)); }
-
 Status write_private_file(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));

@@ -5,8 +5,6 @@
 namespace airlock::pty {
 namespace {
 
-// libvterm marks a continuation cell (the right half of a wide character) this way.
-constexpr uint32_t kWideContinuation = 0xffffffffu;
 // Below U+1100 (Hangul Jamo) every character is one column wide.
 constexpr uint32_t kFirstWideCodePoint = 0x1100;
 

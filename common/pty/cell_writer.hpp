@@ -10,6 +10,9 @@
 
 namespace airlock::pty {
 
+// libvterm marks a continuation cell (the right half of a wide character) this way.
+inline constexpr uint32_t kWideContinuation = 0xffffffffu;
+
 // The attributes of a cell that SGR sets; two cells with equal pens need no SGR between them.
 struct Pen {
   VTermScreenCellAttrs attrs{};

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/pty/cell_writer.hpp"
+#include "common/pty/protocol.hpp"
 
 namespace airlock::pty {
 namespace {
@@ -11,11 +12,11 @@ constexpr unsigned char kEscape = 0x1b;
 constexpr unsigned char kCancel = 0x18;
 constexpr unsigned char kSubstitute = 0x1a;
 constexpr long kMaxParam = 99999;
-constexpr uint32_t kWideContinuation = 0xffffffffu;
 constexpr size_t kMaxTitleLength = 256;
 constexpr size_t kMaxWrite = 4096;
-// libvterm 0.1.4 writes through a null cell for a wide character on a one-column screen.
-constexpr int kMinCols = 2;
+// libvterm 0.1.4 writes through a null cell for a wide character on a one-column screen: the
+// screen is never narrower than protocol.hpp's kMinCols.
+constexpr int kScreenMinCols = kMinCols;
 
 bool alt_screen_mode(long number) { return number == 47 || number == 1047 || number == 1049; }
 
@@ -87,8 +88,8 @@ void AltScreenEntryScanner::scan(ByteView chunk, std::vector<size_t>& splits) {
 }
 
 TerminalScreen::TerminalScreen(int cols, int rows, size_t scrollback_lines)
-    : vt_(vterm_new(std::max(rows, 1), std::max(cols, kMinCols))),
-      cols_(std::max(cols, kMinCols)),
+    : vt_(vterm_new(std::max(rows, 1), std::max(cols, kScreenMinCols))),
+      cols_(std::max(cols, kScreenMinCols)),
       rows_(std::max(rows, 1)),
       scrollback_limit_(scrollback_lines),
       modes_(std::max(rows, 1)) {
@@ -158,7 +159,7 @@ void TerminalScreen::copy_primary() {
 }
 
 void TerminalScreen::resize(int cols, int rows) {
-  cols = std::max(cols, kMinCols);
+  cols = std::max(cols, kScreenMinCols);
   rows = std::max(rows, 1);
   if (cols == cols_ && rows == rows_) return;
   cols_ = cols;

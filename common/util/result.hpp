@@ -2,6 +2,8 @@
 // person can read ("token expired 42 s ago", "frame type 0x13 is unknown").
 #pragma once
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <variant>
@@ -37,5 +39,10 @@ struct Ok {};
 using Status = Result<Ok>;
 
 inline Error make_error(std::string message) { return Error{std::move(message)}; }
+
+// "what: <strerror(err)>" for a failed system call; err defaults to the current errno.
+inline Error errno_error(const std::string& what, int err = errno) {
+  return make_error(what + ": " + std::strerror(err));
+}
 
 }  // namespace airlock
