@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "common/util/log.hpp"
 
@@ -106,10 +107,21 @@ void ChannelPump::on_poll(uv_poll_t* handle, int status, int events) {
 
 void ChannelPump::handle(End* end, int status, int events) {
   if (status < 0) {
-    // Error on the fd itself (EBADF and the like): what it carried has ended.
+    // Error on the fd itself (a refused or reset socket, a pipe whose reader left): what it
+    // carried has ended, and bytes still waiting for it have nowhere to go. A socket's own error
+    // (a connect refused after the channel opened) fails the channel, which then closes.
+    int err = 0;
+    socklen_t size = sizeof(err);
+    if ((end->roles & kOut) && ::getsockopt(end->fd.get(), SOL_SOCKET, SO_ERROR, &err, &size) == 0 && err != 0) {
+      LOG_DEBUG("ssh", "channel socket failed: %s", std::strerror(err));
+      failed_ = true;
+    }
     if (end->roles & kOut) out_eof_ = true;
     if (end->roles & kErr) err_eof_ = true;
-    if (end->roles & kIn) in_done_ = true;
+    if (end->roles & kIn) {
+      in_done_ = true;
+      in_blocked_ = false;
+    }
     uv_poll_stop(end->poll.get());
     end->events = 0;
     return;

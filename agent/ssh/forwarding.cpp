@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,16 +18,34 @@ namespace {
 
 constexpr int kListenBacklog = 64;
 constexpr int kAcceptsPerEvent = 16;
+// A loopback connect is answered within microseconds, but may still say EINPROGRESS: waiting
+// this long for its outcome lets a closed port be refused at open time, as sshd does.
+constexpr int kLoopbackConnectWaitMs = 20;
+
+bool is_loopback(const sockaddr* address) {
+  if (address->sa_family == AF_INET)
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(address)->sin_addr.s_addr) >> 24) == 127;
+  if (address->sa_family == AF_INET6)
+    return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr);
+  return false;
+}
 
 // Starts a non-blocking connect. -1 with errno set when it failed at once (loopback refusals
 // usually do, which lets the open be refused with a reason instead of accepted and dropped).
 int connect_nonblocking(const sockaddr* address, socklen_t length) {
   int fd = ::socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  if (::connect(fd, address, length) != 0 && errno != EINPROGRESS) {
-    int saved = errno;
+  int err = ::connect(fd, address, length) == 0 ? 0 : errno;
+  if (err == EINPROGRESS && is_loopback(address)) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, kLoopbackConnectWaitMs) == 1) {
+      socklen_t size = sizeof(err);
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &size) != 0) err = errno;
+    }
+  }
+  if (err != 0 && err != EINPROGRESS) {
     ::close(fd);
-    errno = saved;
+    errno = err;
     return -1;
   }
   return fd;
