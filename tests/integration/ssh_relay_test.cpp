@@ -91,12 +91,17 @@ TEST_CASE("ssh airlock.demo: output, stderr, stdin EOF and the exit status come 
 }
 
 TEST_CASE("airlock proxy ends cleanly when killed with a session open (ssh -L and ControlMaster kill it so)") {
-  workspaces();
+  Workspaces& w = workspaces();
   // The stream is still open when SIGTERM ends the command; its teardown must not call back into
   // the finished command (it did: a use-after-free ASan reports, exit status 1 instead of 143).
-  RunResult r = run("sleep 20 | " + shell_quote(cli_binary()) + " proxy airlock.demo > /dev/null & p=$!; sleep 2; "
-                    "kill -TERM $p; wait $p; echo rc=$?", 60s);
+  // stdin stays open (a FIFO whose writer sleeps), as under ssh; `wait` is for the proxy alone.
+  const std::string fifo = (w.dir / "proxy-stdin").string();
+  RunResult r = run("mkfifo " + shell_quote(fifo) + "; sleep 20 > " + shell_quote(fifo) + " & s=$!; " +
+                        shell_quote(cli_binary()) + " proxy airlock.demo < " + shell_quote(fifo) +
+                        " > /dev/null & p=$!; sleep 2; kill -TERM $p; wait $p; echo rc=$?; kill $s",
+                    60s);
   CHECK_MESSAGE(r.out == "rc=143\n", r.out << r.err);
+  CHECK(r.seconds < 10);  // SIGTERM ends it at once
   CHECK(r.err.find("Sanitizer") == std::string::npos);
 }
 
