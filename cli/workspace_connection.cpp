@@ -53,8 +53,13 @@ std::string describe_reset(uint32_t code, std::string_view reason) {
   return "stream reset (code " + std::to_string(code) + ")";
 }
 
+namespace {
+constexpr std::chrono::milliseconds kRedialFirst{1000};
+constexpr std::chrono::milliseconds kRedialMax{5000};
+}  // namespace
+
 WorkspaceConnection::WorkspaceConnection(uv_loop_t* loop, ClientOptions options, std::string workspace)
-    : loop_(loop), options_(std::move(options)), workspace_(std::move(workspace)) {}
+    : loop_(loop), options_(std::move(options)), workspace_(std::move(workspace)), redial_timer_(loop) {}
 
 WorkspaceConnection::~WorkspaceConnection() = default;
 
@@ -92,14 +97,26 @@ Status WorkspaceConnection::start() {
 }
 
 void WorkspaceConnection::stop() {
+  redial_timer_.stop();
   if (node_) node_->stop("done");
 }
 
 net::PeerLink* WorkspaceConnection::link() { return agent_key_ ? node_->find_peer(*agent_key_) : nullptr; }
 
 void WorkspaceConnection::dial() {
+  redial_timer_.stop();
   ++dial_id_;
   (void)node_->relay().send_control({{"type", "dial"}, {"id", dial_id_}, {"workspace", workspace_}});
+}
+
+// After a relay restart the agent may not be back yet: ask again until it is (or the relay link
+// drops, whose reconnect dials anyway).
+void WorkspaceConnection::redial_later() {
+  if (failed_) return;
+  redial_delay_ = redial_delay_.count() == 0 ? kRedialFirst : std::min(redial_delay_ * 2, kRedialMax);
+  redial_timer_.start(redial_delay_, [this] {
+    if (!failed_ && node_->relay().connected()) dial();
+  });
 }
 
 void WorkspaceConnection::fail(const std::string& error) {
@@ -111,11 +128,13 @@ void WorkspaceConnection::fail(const std::string& error) {
 void WorkspaceConnection::on_control(const nlohmann::json& m) {
   std::string type = m.value("type", "");
   if (type == "dial_error" || type == "error") {
-    if (!ready_) fail(m.value("reason", "the relay refused the dial"));
-    else if (on_progress) on_progress("relay: " + m.value("reason", ""));
+    if (!ready_) return fail(m.value("reason", "the relay refused the dial"));
+    if (on_progress && redial_delay_.count() == 0) on_progress("relay: " + m.value("reason", "") + "; retrying...");
+    if (type == "dial_error") redial_later();
     return;
   }
   if (type != "dial_ok") return;
+  redial_delay_ = std::chrono::milliseconds(0);
   auto key = crypto::key_from_base64(m.value("agent_key", ""));
   if (!key) return fail("the relay answered with a bad agent key");
   if (agent_key_ && *agent_key_ != *key) {
@@ -153,9 +172,12 @@ int run_workspace_command(const ClientOptions& flags, const std::string& workspa
   int exit_code = 1;
   bool finished = false;
   {
-    std::vector<std::shared_ptr<void>> owned;  // declared first: destroyed after the connection
+    // Destroyed in reverse: the connection first (its teardown still calls the command's stream
+    // handlers, which may call ctx.finish), then the context, then the command's own objects.
+    std::vector<std::shared_ptr<void>> owned;
+    CommandContext ctx{loop, nullptr, nullptr, nullptr, &owned};
     WorkspaceConnection conn(loop, *options, workspace);
-    CommandContext ctx{loop, &conn, nullptr, nullptr, &owned};
+    ctx.connection = &conn;
     ctx.finish = [&](int code) {
       if (finished) return;
       finished = true;

@@ -2,7 +2,9 @@
 // tunnel up and say hello with the user's token. Commands then open streams on link().
 //
 // The relay link reconnects by itself; after a reconnect the workspace is dialled again and the
-// tunnel's stream session resumes, so open streams carry on without losing a byte.
+// tunnel's stream session resumes, so open streams carry on without losing a byte. A restarted
+// relay knows the workspace only once its agent is back: until then the dial is refused, and it
+// is retried (1 s, backing off to 5 s) rather than left for a grant that never comes.
 #pragma once
 
 #include <functional>
@@ -14,6 +16,7 @@
 
 #include "cli/commands.hpp"
 #include "common/net/tunnel_node.hpp"
+#include "common/net/uv.hpp"
 
 namespace airlock::cli {
 
@@ -38,6 +41,7 @@ class WorkspaceConnection {
 
  private:
   void dial();
+  void redial_later();
   void on_control(const nlohmann::json& m);
   void say_hello(net::PeerLink& link);
   void fail(const std::string& error);
@@ -46,6 +50,8 @@ class WorkspaceConnection {
   ClientOptions options_;
   std::string workspace_;
   std::unique_ptr<net::TunnelNode> node_;
+  net::Timer redial_timer_;
+  std::chrono::milliseconds redial_delay_{0};
   std::optional<crypto::Key> agent_key_;
   int dial_id_ = 0;
   bool ready_ = false;
