@@ -135,7 +135,29 @@ void TerminalScreen::feed(ByteView output) {
   write(output.subspan(at));
 }
 
+// libvterm 0.1.4 takes a UTF-8 encoded C1 control (U+0080..U+009F, bytes C2 80..C2 9F) for a
+// printable character of width -1 and moves the cursor left of column 0, where a repaint cannot
+// put it back. Terminals ignore them; so does the model (a C2 split across writes included).
 void TerminalScreen::write(ByteView bytes) {
+  if (!c2_pending_ && std::find(bytes.begin(), bytes.end(), 0xc2) == bytes.end()) return write_vterm(bytes);
+  Bytes kept;
+  kept.reserve(bytes.size() + 1);
+  for (uint8_t b : bytes) {
+    if (c2_pending_) {
+      c2_pending_ = false;
+      if (b >= 0x80 && b <= 0x9f) continue;
+      kept.push_back(0xc2);
+    }
+    if (b == 0xc2) {
+      c2_pending_ = true;
+      continue;
+    }
+    kept.push_back(b);
+  }
+  write_vterm(kept);
+}
+
+void TerminalScreen::write_vterm(ByteView bytes) {
   // libvterm decodes a run of text into a stack array sized by the run: a few megabytes without a
   // control byte overflow the stack. Small slices keep it to kMaxWrite * 4 bytes.
   for (size_t at = 0; at < bytes.size(); at += kMaxWrite) {

@@ -90,6 +90,7 @@ class TerminalScreen {
   static int on_settermprop(VTermProp prop, VTermValue* value, void* user);
 
   void write(ByteView bytes);
+  void write_vterm(ByteView bytes);
   std::vector<VTermScreenCell> live_row(int row) const;
   void copy_primary();
   void resize_primary_copy();
@@ -109,6 +110,7 @@ class TerminalScreen {
   std::vector<size_t> splits_;
   PrimaryCopy primary_;
   bool armed_ = false;  // the primary was copied just before this output segment
+  bool c2_pending_ = false;  // output ended in 0xC2: a UTF-8 C1 control may follow in the next
 
   bool cursor_visible_ = true;
   bool alt_screen_ = false;

@@ -210,6 +210,21 @@ TEST_CASE("a wide character on the narrowest screen") {
   round_trip(model, fresh);
 }
 
+TEST_CASE("UTF-8 encoded C1 controls are ignored, whole or split across writes and a resize") {
+  // libvterm would take U+009C for a character of width -1 and put the cursor at column -1.
+  TerminalScreen model(56, 12, 50);
+  feed(model, "ab\xc2\x9c");
+  CHECK(model.cursor().col == 2);
+  feed(model, "\xc2");
+  model.resize(33, 37);
+  feed(model, "\x9c" "c\xc2\xa0" "d");  // a C1 completed after the resize; then a no-break space
+  CHECK(model.cursor().row == 0);
+  CHECK(model.cursor().col == 5);
+  FreshTerminal fresh(33, 37);
+  round_trip(model, fresh);
+  CHECK(model.row_text(0) == "abc\u00a0d");
+}
+
 TEST_CASE("scrollback is bounded") {
   TerminalScreen model(10, 3, 50);
   for (int i = 0; i < 5000; ++i) feed(model, "y\r\n");
