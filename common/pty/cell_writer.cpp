@@ -159,7 +159,11 @@ void CellWriter::row(std::span<const VTermScreenCell> cells, int max_cols) {
     // A wide character that no longer fits (the row was cut to a narrower screen) is dropped.
     if (cell.width > 1 && col + cell.width > width) break;
     pen(Pen::of(cell));
-    for (int i = 0; i < VTERM_MAX_CHARS_PER_CELL && cell.chars[i] != 0; ++i) append_utf8(cell.chars[i], out_);
+    if (cell.chars[0] >= 0x80 && cell.chars[0] <= 0x9f) {
+      out_ += ' ';  // a C1 control libvterm stored as a character: terminals show nothing there
+    } else {
+      for (int i = 0; i < VTERM_MAX_CHARS_PER_CELL && cell.chars[i] != 0; ++i) append_utf8(cell.chars[i], out_);
+    }
     col += std::max<int>(cell.width, 1);
     if ((cell.width > 1 || cell.chars[0] >= kFirstWideCodePoint) && col < end) {
       // Put the cursor where the model has it: the viewer's idea of this character's width may

@@ -111,6 +111,10 @@ TerminalScreen::TerminalScreen(int cols, int rows, size_t scrollback_lines)
   vterm_screen_set_callbacks(screen_, &callbacks, this);
   vterm_screen_enable_altscreen(screen_, 1);
   vterm_screen_reset(screen_, 1);
+  // libvterm 0.1.4 loops forever on REP (CSI b) before any character was printed: one printed
+  // and erased at once gives REP something to repeat, and leaves the screen as it was.
+  static constexpr char kPrime[] = " \r\x1b[K";
+  vterm_input_write(vt_.get(), kPrime, sizeof kPrime - 1);
   initial_cursor_shape_ = cursor_shape_;
   initial_cursor_blink_ = cursor_blink_;
   vterm_screen_get_cell(screen_, VTermPos{0, 0}, &blank_);
@@ -137,22 +141,36 @@ void TerminalScreen::feed(ByteView output) {
 
 // libvterm 0.1.4 takes a UTF-8 encoded C1 control (U+0080..U+009F, bytes C2 80..C2 9F) for a
 // printable character of width -1 and moves the cursor left of column 0, where a repaint cannot
-// put it back. Terminals ignore them; so does the model (a C2 split across writes included).
+// put it back. Terminals ignore them; so does the model (a C2 split across writes included, and,
+// as libvterm's decoder sees it, with C0 controls between its two bytes). A pair split by an
+// escape sequence still reaches libvterm: write_vterm() puts the cursor back inside, and the
+// cell writer draws such a cell as a blank.
 void TerminalScreen::write(ByteView bytes) {
   if (!c2_pending_ && std::find(bytes.begin(), bytes.end(), 0xc2) == bytes.end()) return write_vterm(bytes);
   Bytes kept;
   kept.reserve(bytes.size() + 1);
+  Bytes held;  // C0 controls after a pending C2: they go out in order, the C2 with them or not
   for (uint8_t b : bytes) {
+    if (c2_pending_ && (b < 0x20 || b == 0x7f)) {
+      held.push_back(b);
+      continue;
+    }
     if (c2_pending_) {
       c2_pending_ = false;
+      if (!(b >= 0x80 && b <= 0x9f)) kept.push_back(0xc2);
+      kept.insert(kept.end(), held.begin(), held.end());
+      held.clear();
       if (b >= 0x80 && b <= 0x9f) continue;
-      kept.push_back(0xc2);
     }
     if (b == 0xc2) {
       c2_pending_ = true;
       continue;
     }
     kept.push_back(b);
+  }
+  if (c2_pending_ && !held.empty()) {
+    // The controls cannot wait for the next write: they go now, the C2 stays pending after them.
+    kept.insert(kept.end(), held.begin(), held.end());
   }
   write_vterm(kept);
 }
@@ -164,6 +182,7 @@ void TerminalScreen::write_vterm(ByteView bytes) {
     size_t n = std::min(kMaxWrite, bytes.size() - at);
     vterm_input_write(vt_.get(), reinterpret_cast<const char*>(bytes.data() + at), n);
   }
+  if (cursor().col < 0) vterm_input_write(vt_.get(), "\r", 1);  // see write()
   // A copy is only trusted for a switch inside the segment it was taken for.
   armed_ = false;
 }

@@ -225,6 +225,16 @@ TEST_CASE("UTF-8 encoded C1 controls are ignored, whole or split across writes a
   CHECK(model.row_text(0) == "abc\u00a0d");
 }
 
+TEST_CASE("REP before any character does not hang (it repeats a blank), and REP after one repeats it") {
+  TerminalScreen model(56, 34);
+  feed(model, "\x1b[b\x1b[3b");  // libvterm 0.1.4 alone loops forever here
+  CHECK(model.row_text(0).find_first_not_of(' ') == std::string::npos);
+  feed(model, "\rx\x1b[2b");
+  CHECK(model.row_text(0).rfind("xxx", 0) == 0);
+  FreshTerminal fresh(56, 34);
+  round_trip(model, fresh);
+}
+
 TEST_CASE("scrollback is bounded") {
   TerminalScreen model(10, 3, 50);
   for (int i = 0; i < 5000; ++i) feed(model, "y\r\n");
