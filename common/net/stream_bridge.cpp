@@ -152,17 +152,16 @@ void StreamBridge::flush_out() {
 void StreamBridge::local_write_failed(int status, size_t unwritten) {
   // The peer's bytes that did not go out still free their credit: the peer is not held up.
   if (!stream_closed_ && unwritten > 0) link_.consume(id_, unwritten);
-  if (status != UV_EPIPE || out_failed_) {
-    if (!out_failed_) return abort(std::string("local write failed: ") + uv_strerror(status));
-    return maybe_finish();
-  }
+  // Nothing is written after the shut down, so this write went out before an EPIPE that ended
+  // this direction already.
+  if (out_shutdown_) return maybe_finish();
+  if (status != UV_EPIPE) return abort(std::string("local write failed: ") + uv_strerror(status));
   // The local side stopped reading (it closed, or shut down its read side). What it wrote before
   // that still goes to the peer: a service that refuses with a message and closes is heard, so
   // reading goes on until its EOF. From now on the peer's bytes have nowhere to go and are
   // dropped, and the stream ends normally once the peer finishes too.
   LOG_DEBUG("bridge", "stream %llu: the local side stopped reading; dropping what the peer sends",
             static_cast<unsigned long long>(id_));
-  out_failed_ = true;
   out_shutdown_ = true;
   if (!stream_closed_ && out_pending_bytes_ > 0) link_.consume(id_, out_pending_bytes_);
   out_pending_.clear();

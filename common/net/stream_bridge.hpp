@@ -82,8 +82,9 @@ class StreamBridge final : public StreamHandler {
   uv_idle_t* flush_idle_ = nullptr;
   size_t writes_in_flight_ = 0;
   bool peer_finished_ = false;
+  // No more writes to the local side: the peer finished (and it was shut down), or the local side
+  // stopped reading (EPIPE); the peer's further bytes are dropped.
   bool out_shutdown_ = false;
-  bool out_failed_ = false;     // the local side stopped reading: the peer's bytes are dropped
   bool peer_reset_ = false;     // the peer reset: the local side closes once the last writes are out
   bool stream_closed_ = false;  // the link will not call us again
   int handles_open_ = 0;
