@@ -243,7 +243,6 @@ struct RelayClient::Impl {
   std::string error_text;    // from the relay's error frame
   std::string peer_close;    // from the relay's close frame
   std::string local_reason;  // why we closed it ourselves
-  bool was_connected = false;
 
   int attempt = 0;
   std::optional<Clock::time_point> restart_until;
@@ -916,7 +915,6 @@ struct RelayClient::Impl {
     pings.clear();
     const bool stopped = phase == Phase::stopped;
     if (!stopped) set_phase(Phase::backoff);
-    was_connected = false;
     LOG_INFO("relay-link", "link to %s down: %s", opts.url.c_str(), reason.c_str());
     for (auto& p : pending) {
       if (!call([&] { p.done(make_error("relay link closed before the pong: " + reason)); })) return;
@@ -1033,7 +1031,6 @@ struct RelayClient::Impl {
       set_phase(Phase::up);
       attempt = 0;
       restart_until.reset();
-      was_connected = true;
       blocked = false;
       last_tx = last_rx = Clock::now();
       LOG_INFO("relay-link", "connected to %s as %s (seen from %s)", opts.url.c_str(),
