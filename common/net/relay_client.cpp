@@ -638,18 +638,6 @@ struct RelayClient::Impl {
   void read_some() {
     std::weak_ptr<int> alive = life;
     size_t total = 0;
-    bool drained = false;
-    struct KickIfLeft {
-      Impl* d;
-      std::weak_ptr<int> alive;
-      bool& drained;
-      // Decrypted TLS records wait inside OpenSSL, where epoll cannot see them.
-      ~KickIfLeft() {
-        if (!alive.expired() && !drained && d->ssl && d->stage == Stage::open && d->receiving &&
-            SSL_pending(d->ssl) > 0)
-          d->kick_soon();
-      }
-    } kick_if_left{this, alive, drained};
     while (stage == Stage::open && receiving && total < kReadPerEvent) {
       if (in_pos == in_len) in_pos = in_len = 0;
       if (in.size() - in_len < 16 * 1024 && in_pos > 0) {
@@ -659,22 +647,17 @@ struct RelayClient::Impl {
       }
       if (in_len == in.size()) break;  // full of an unfinished frame: parse_frames() makes room
       ssize_t n = raw_read(in.data() + in_len, in.size() - in_len);
-      if (n == -1) {
-        drained = true;
-        break;
-      }
-      drained = false;
-      if (n == 0) {
-        drained = true;
-        return transport_failed("connection closed");
-      }
-      if (n == -2) drained = true;
+      if (n == -1) return;  // drained: epoll says when more comes
+      if (n == 0) return transport_failed("connection closed");
       if (n == -2) return transport_failed(io_error);
       in_len += static_cast<size_t>(n);
       total += static_cast<size_t>(n);
       last_rx = Clock::now();
       if (!parse_frames() || alive.expired()) return;
     }
+    // Stopped before the socket ran dry: decrypted TLS records wait inside OpenSSL, where epoll
+    // cannot see them.
+    if (ssl && stage == Stage::open && receiving && SSL_pending(ssl) > 0) kick_soon();
   }
 
   // Hands on every whole message in the buffer; false if the link went down (or the client was
