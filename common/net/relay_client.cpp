@@ -648,7 +648,7 @@ struct RelayClient::Impl {
       if (in_len == in.size()) break;  // full of an unfinished frame: parse_frames() makes room
       ssize_t n = raw_read(in.data() + in_len, in.size() - in_len);
       if (n == -1) return;  // drained: epoll says when more comes
-      if (n == 0) return transport_failed("connection closed");
+      if (n == 0) return link_down("connection closed");
       if (n == -2) return transport_failed(io_error);
       in_len += static_cast<size_t>(n);
       total += static_cast<size_t>(n);
@@ -749,7 +749,7 @@ struct RelayClient::Impl {
     return false;
   }
 
-  void transport_failed(const std::string& why) { link_down(why == "connection closed" ? why : "connection failed: " + why); }
+  void transport_failed(const std::string& why) { link_down("connection failed: " + why); }
 
   // Writes queued frames until the socket would block; false if the link went down.
   bool flush() {
