@@ -46,9 +46,9 @@ int run_proxy(const ClientOptions& flags, const std::string& host) {
       ctx.finish(1);
       return;
     }
-    // After a SIGTERM or a failed connection the command ends with the bridge still open; the
-    // connection's teardown then closes it, after `ctx` is gone. `ended` (owned: it outlives the
-    // connection) tells the bridge not to call back into the command.
+    // After a SIGTERM or a failed connection the command ends with the bridge still open, and the
+    // connection's teardown closes it. `ended` (owned: it outlives the connection) keeps that
+    // close quiet: the command has its exit status, and the bridge's reason is not news.
     bool* ended = ctx.own(std::make_unique<bool>(false));
     ctx.finish = [ended, finish = std::move(ctx.finish)](int code) {
       *ended = true;
