@@ -237,15 +237,18 @@ Status TunnelServer::start() {
     if (auto it = clients_.find(key); it != clients_.end()) it->second->forget_timer.reset();
   };
 
+  // The shells both services fork are claimed in the agent's child registry, so its SIGCHLD
+  // reaper leaves their exit status to the service.
+  auto claim_child = [this](int pid) -> std::shared_ptr<void> {
+    return std::make_shared<ChildRegistry::Registration>(agent_.children().claim(pid));
+  };
   ssh::SshConfig sc;
   sc.host_key_path = settings.state_dir + "/ssh_host_ed25519_key";
   sc.env = agent_.manifest().env;
   sc.directory = agent_.manifest().directory;
   sc.policy = agent_.manifest().policy;
   sc.audit = [this](const Identity& who, AuditNote note) { audit(who, std::move(note)); };
-  sc.claim_child = [this](int pid) -> std::shared_ptr<void> {
-    return std::make_shared<ChildRegistry::Registration>(agent_.children().claim(pid));
-  };
+  sc.claim_child = claim_child;
   auto ssh = ssh::SshServer::create(loop_, std::move(sc));
   if (!ssh) return make_error("ssh service: " + ssh.error().message);
   ssh_ = std::move(*ssh);
@@ -254,9 +257,7 @@ Status TunnelServer::start() {
   pc.env = agent_.manifest().env;
   pc.directory = agent_.manifest().directory;
   pc.audit = [this](const Identity& who, AuditNote note) { audit(who, std::move(note)); };
-  pc.claim_child = [this](int pid) -> std::shared_ptr<void> {
-    return std::make_shared<ChildRegistry::Registration>(agent_.children().claim(pid));
-  };
+  pc.claim_child = claim_child;
   pty_ = std::make_unique<pty::PtySessions>(loop_, std::move(pc));
 
   // The relay serves the status document to the control plane (GET /api/v2/workspaces/NAME):
