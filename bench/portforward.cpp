@@ -64,6 +64,7 @@
 #include "common/token/token.hpp"
 #include "common/util/bytes.hpp"
 #include "common/util/log.hpp"
+#include "tests/support/loopback.hpp"
 
 namespace fs = std::filesystem;
 using namespace airlock;
@@ -126,39 +127,14 @@ double cpu_seconds(pid_t pid) {
 }
 
 int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    die("no free port");
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-sockaddr_in loopback(int port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
-int connect_loopback(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a = loopback(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
+  int port = test::free_loopback_port();
+  if (port < 0) die("no free port");
+  return port;
 }
 
 bool wait_port(int port, seconds timeout) {
   for (auto until = Clock::now() + timeout; Clock::now() < until; std::this_thread::sleep_for(20ms)) {
-    int fd = connect_loopback(port);
+    int fd = test::connect_loopback(port);
     if (fd >= 0) {
       ::close(fd);
       return true;
@@ -303,7 +279,7 @@ class BulkServer {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a = loopback(0);
+    sockaddr_in a = test::loopback_address(0);
     socklen_t len = sizeof a;
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 64) != 0 ||
         ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
@@ -359,7 +335,7 @@ class BulkServer {
 
 // Downloads `bytes` through a port; bytes per second, or 0 if it did not all arrive.
 double download(int port, uint64_t bytes) {
-  int fd = connect_loopback(port);
+  int fd = test::connect_loopback(port);
   if (fd < 0) return 0;
   timeval tv{60, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -730,7 +706,7 @@ struct RawLink {
   }
 
   std::string open(int port, SSL_CTX* tls, const std::string& token) {
-    fd = connect_loopback(port);
+    fd = test::connect_loopback(port);
     if (fd < 0) return std::string("connect: ") + std::strerror(errno);
     timeval tv{20, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

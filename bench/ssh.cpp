@@ -40,9 +40,9 @@
 #include <thread>
 #include <vector>
 
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <nlohmann/json.hpp>
+
+#include "tests/support/loopback.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono;
@@ -71,16 +71,9 @@ std::string read_file(const fs::path& p) {
 }
 
 int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    die("no free port");
-  ::close(fd);
-  return ntohs(a.sin_port);
+  int port = airlock::test::free_loopback_port();
+  if (port < 0) die("no free port");
+  return port;
 }
 
 std::string quote(const std::string& s) {
