@@ -1,7 +1,5 @@
 #include "tests/support/deployment.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 #include <stdexcept>
 
 #include "common/crypto/crypto.hpp"
+#include "tests/support/loopback.hpp"
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -51,16 +50,9 @@ TempDir::~TempDir() {
 }
 
 int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    fail("cannot find a free port");
-  ::close(fd);
-  return ntohs(a.sin_port);
+  int port = free_loopback_port();
+  if (port < 0) fail("cannot find a free port");
+  return port;
 }
 
 Deployment::Deployment() : Deployment(Options{}) {}
@@ -108,15 +100,8 @@ void Deployment::restart_relay() {
 }
 
 std::pair<int, std::string> Deployment::http_get(const std::string& path, const std::string& bearer) const {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port_));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    if (fd >= 0) ::close(fd);
-    return {0, "cannot connect"};
-  }
+  int fd = connect_loopback(port_);
+  if (fd < 0) return {0, "cannot connect"};
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";

@@ -30,6 +30,8 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/loopback.hpp"
+
 namespace airlock::test {
 
 inline std::string read_file(const std::filesystem::path& path) {
@@ -254,9 +256,7 @@ class EchoServer {
  public:
   EchoServer() {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in address = loopback_address(0);
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || ::listen(fd_, 16) != 0) return;
     socklen_t length = sizeof(address);
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
@@ -291,30 +291,15 @@ class EchoServer {
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
-inline int free_tcp_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
+inline int free_tcp_port() { return free_loopback_port(); }  // -1 if there is none
 
 // Connects to 127.0.0.1:port (retrying while a forward comes up), sends `text`, half-closes and
 // returns everything read back.
 inline std::string echo_through(int port, const std::string& text, std::chrono::seconds wait = std::chrono::seconds(15)) {
   auto deadline = std::chrono::steady_clock::now() + wait;
   while (std::chrono::steady_clock::now() < deadline) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-      ::close(fd);
+    int fd = connect_loopback(port);
+    if (fd < 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
