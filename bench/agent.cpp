@@ -21,12 +21,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "tests/support/proc.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono;
@@ -38,20 +39,8 @@ constexpr int kRuns = 5;
 constexpr double kRssTargetKib = 8 * 1024;
 constexpr double kReadyTargetMs = 50;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-long vm_rss_kib(pid_t pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
+using airlock::test::read_file;
+using airlock::test::vm_rss_kib;
 
 double parse_ms(const std::string& t) {  // "2026-11-23T09:30:00.123Z" -> ms since epoch
   std::tm tm{};

@@ -65,6 +65,7 @@
 #include "common/util/bytes.hpp"
 #include "common/util/log.hpp"
 #include "tests/support/loopback.hpp"
+#include "tests/support/proc.hpp"
 
 namespace fs = std::filesystem;
 using namespace airlock;
@@ -98,33 +99,9 @@ void note(const std::string& s) { std::cerr << "bench_portforward: " << s << std
 
 double secs(Clock::duration d) { return duration<double>(d).count(); }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-long vm_rss_kib(pid_t pid) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  return -1;
-}
-
-// utime + stime of a process, in seconds.
-double cpu_seconds(pid_t pid) {
-  std::string s = read_file("/proc/" + std::to_string(pid) + "/stat");
-  auto close = s.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream in(s.substr(close + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && in >> field; ++i)
-    if (i == 14 || i == 15) ticks += std::atof(field.c_str());
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
+using test::cpu_seconds;
+using test::read_file;
+using test::vm_rss_kib;
 
 int free_port() {
   int port = test::free_loopback_port();

@@ -34,7 +34,6 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -43,6 +42,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/loopback.hpp"
+#include "tests/support/proc.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono;
@@ -63,12 +63,7 @@ struct Failure : std::runtime_error {
 };
 [[noreturn]] void die(const std::string& s) { throw Failure(s); }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using airlock::test::read_file;
 
 int free_port() {
   int port = airlock::test::free_loopback_port();
