@@ -43,6 +43,7 @@
 
 #include "tests/support/loopback.hpp"
 #include "tests/support/proc.hpp"
+#include "tests/support/ssh_client.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono;
@@ -71,11 +72,7 @@ int free_port() {
   return port;
 }
 
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
+using airlock::test::shell_quote;
 
 // A child in its own process group, killed with it at the end. stdin/stdout/stderr are given fds
 // (-1: /dev/null).
@@ -168,7 +165,7 @@ struct Target {
   // The same options as one string, for scp -o / -S.
   std::string scp_options() const {
     std::string s;
-    for (const auto& o : ssh_options) s += " " + quote(o);
+    for (const auto& o : ssh_options) s += " " + shell_quote(o);
     return s;
   }
 };
@@ -221,7 +218,7 @@ struct Airlock {
     target.name = "airlock";
     target.ssh_options = common_options(dir);
     target.ssh_options.insert(target.ssh_options.end(),
-                              {"-o", "ProxyCommand=" + quote((bin / "cli" / "airlock").string()) + " proxy %h"});
+                              {"-o", "ProxyCommand=" + shell_quote((bin / "cli" / "airlock").string()) + " proxy %h"});
     target.host = "airlock.demo";
   }
 };
@@ -234,8 +231,8 @@ struct Sshd {
   explicit Sshd(const fs::path& dir) {
     fs::create_directories(dir);
     std::string d = dir.string();
-    if (shell("ssh-keygen -q -t ed25519 -N '' -f " + quote(d + "/host_key")) != 0 ||
-        shell("ssh-keygen -q -t ed25519 -N '' -f " + quote(d + "/user_key")) != 0)
+    if (shell("ssh-keygen -q -t ed25519 -N '' -f " + shell_quote(d + "/host_key")) != 0 ||
+        shell("ssh-keygen -q -t ed25519 -N '' -f " + shell_quote(d + "/user_key")) != 0)
       die("ssh-keygen failed");
     fs::copy_file(dir / "user_key.pub", dir / "authorized_keys");
     ::chmod((dir / "authorized_keys").c_str(), 0600);
@@ -295,8 +292,8 @@ double time_to_first_output(const Target& t) {
 double scp_rate(const Target& t, const fs::path& file, const fs::path& remote, bool upload, size_t bytes) {
   std::string options = t.scp_options();
   std::string host = t.host;
-  std::string command = upload ? "scp -q" + options + " " + quote(file.string()) + " " + host + ":" + quote(remote.string())
-                               : "scp -q" + options + " " + host + ":" + quote(remote.string()) + " " + quote(file.string());
+  std::string local = shell_quote(file.string()), far = host + ":" + shell_quote(remote.string());
+  std::string command = "scp -q" + options + " " + (upload ? local + " " + far : far + " " + local);
   // scp takes -P for the port: ssh's -p means something else to it.
   auto p = command.find("'-p' ");
   if (p != std::string::npos) command.replace(p, 4, "'-P'");
@@ -412,7 +409,7 @@ EchoResult measure_echo(const Target& t, const fs::path& dir, int samples) {
   // The bulk upload: an endless stream into `cat > /dev/null` on the same connection.
   Child bulk(std::vector<std::string>{"sh", "-c", "head -c 100000000000 /dev/zero | " + [&] {
                std::string s;
-               for (const auto& a : t.ssh(via, {"cat > /dev/null"})) s += quote(a) + " ";
+               for (const auto& a : t.ssh(via, {"cat > /dev/null"})) s += shell_quote(a) + " ";
                return s;
              }()});
   std::this_thread::sleep_for(1s);  // the windows fill up
@@ -481,9 +478,8 @@ int run() {
     note("scp: " + std::to_string(scp_bytes >> 20) + " MiB up and down, best of " + std::to_string(scp_runs));
     fs::path file = dir / "payload.bin", remote = dir / "remote.bin";
     // (Not through shell(), whose own "> /dev/null" would take the place of this redirection.)
-    if (std::system(("head -c " + std::to_string(scp_bytes) + " /dev/urandom > " + quote(file.string())).c_str()) != 0 ||
-        fs::file_size(file) != scp_bytes)
-      die("no payload");
+    std::string make_payload = "head -c " + std::to_string(scp_bytes) + " /dev/urandom > " + shell_quote(file.string());
+    if (std::system(make_payload.c_str()) != 0 || fs::file_size(file) != scp_bytes) die("no payload");
     double up_a = 0, up_d = 0, down_a = 0, down_d = 0;
     for (int i = 0; i < scp_runs; ++i) {
       up_a = std::max(up_a, scp_rate(a, file, remote, true, scp_bytes));
