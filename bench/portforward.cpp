@@ -23,8 +23,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -45,7 +43,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -125,9 +122,9 @@ bool wait_port(int port, seconds timeout) {
 // A program run with its output in a log file; killed (its process group) when destroyed.
 class Child {
  public:
-  Child(const std::string& name, const std::vector<std::string>& argv,
-        const std::vector<std::pair<std::string, std::string>>& env, const fs::path& log)
-      : name_(name), log_(log) {
+  Child(const std::vector<std::string>& argv, const std::vector<std::pair<std::string, std::string>>& env,
+        const fs::path& log)
+      : log_(log) {
     pid_ = fork();
     if (pid_ < 0) die("fork");
     if (pid_ == 0) {
@@ -182,7 +179,6 @@ class Child {
   }
 
  private:
-  std::string name_;
   fs::path log_;
   pid_t pid_ = -1;
 };
@@ -222,7 +218,7 @@ struct Relay {
       std::istringstream words(more);
       for (std::string w; words >> w;) argv.push_back(w);
     }
-    child = std::make_unique<Child>(name, argv, std::vector<std::pair<std::string, std::string>>{}, dir / "log");
+    child = std::make_unique<Child>(argv, std::vector<std::pair<std::string, std::string>>{}, dir / "log");
     auto token = child->wait_for(R"(AIRLOCK_OWNER_TOKEN=(\S+))", 20s);
     if (!token) die("relay did not start:\n" + child->output());
     owner_token = *token;
@@ -373,7 +369,7 @@ struct SshForward {
                                           "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                                           "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
                                           "AllowTcpForwarding yes\nLogLevel ERROR\n";
-    sshd = std::make_unique<Child>("sshd", std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", d + "/sshd_config"},
+    sshd = std::make_unique<Child>(std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", d + "/sshd_config"},
                                    std::vector<std::pair<std::string, std::string>>{}, dir / "sshd.log");
     if (!wait_port(port, 10s)) {
       error = "sshd did not start: " + sshd->output();
@@ -381,7 +377,6 @@ struct SshForward {
     }
     local_port = free_port();
     ssh = std::make_unique<Child>(
-        "ssh",
         std::vector<std::string>{"/usr/bin/ssh", "-F", "/dev/null", "-i", d + "/user_key", "-o", "StrictHostKeyChecking=no",
                                  "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o",
                                  "ExitOnForwardFailure=yes", "-N", "-L",
@@ -397,7 +392,7 @@ struct SshForward {
 class TunnelClient {
  public:
   TunnelClient(uv_loop_t* loop, const std::string& url, const std::string& token, const std::string& workspace)
-      : loop_(loop), token_(token), workspace_(workspace) {
+      : token_(token), workspace_(workspace) {
     net::RelayClient::Options o;
     o.url = url;
     o.token = token;
@@ -438,7 +433,6 @@ class TunnelClient {
     hello_.self = this;
     hello_.id = link_->open("hello", {{"token", token_}}, stream::Priority::interactive, &hello_);
   }
-  uv_loop_t* loop_;
   std::string token_, workspace_;
   std::unique_ptr<net::TunnelNode> node_;
   net::PeerLink* link_ = nullptr;
@@ -507,7 +501,6 @@ class BulkSink final : public net::StreamHandler {
     finished_ = true;
   }
   double rate() const { return bytes_ / secs((finished_ ? end_ : Clock::now()) - start_); }
-  uint64_t bytes() const { return bytes_; }
 
  private:
   net::PeerLink& link_;
@@ -840,8 +833,7 @@ json measure_throughput(const Binaries& bin, const Relay& relay, pid_t agent_pid
 
   // airlock port-forward
   int pf_port = free_port();
-  Child pf("port-forward",
-           {bin.cli, "port-forward", "bench", "--tcp", std::to_string(pf_port) + ":" + std::to_string(server.port())},
+  Child pf({bin.cli, "port-forward", "bench", "--tcp", std::to_string(pf_port) + ":" + std::to_string(server.port())},
            {{"AIRLOCK_URL", relay.url()}, {"AIRLOCK_TOKEN", relay.owner_token}}, dir / "port-forward.log");
   if (!pf.wait_for("Ready!", 30s)) die("port-forward did not get ready:\n" + pf.output());
 
@@ -899,7 +891,7 @@ int main() {
   json out = {{"benchmark", "portforward"}, {"quick", quick()}, {"cpus", std::thread::hardware_concurrency()}};
   {
     Relay relay(bin, dir, "relay");
-    Child agent("agent", {bin.agent},
+    Child agent({bin.agent},
                 {{"AIRLOCK_RELAY_URL", relay.url()},
                  {"AIRLOCK_AGENT_TOKEN", relay.agent_token("bench")},
                  {"AIRLOCK_ISSUER_PUBLIC_KEY", crypto::key_to_base64(relay.issuer.public_key)},
