@@ -18,7 +18,6 @@
 #include <pty.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -330,7 +329,6 @@ class EchoSession {
   double keystroke(char c) {
     auto start = Clock::now();
     if (::write(master_, &c, 1) != 1) return -1;
-    std::string got;
     while (true) {
       pollfd p{master_, POLLIN, 0};
       if (::poll(&p, 1, 10000) <= 0) return -1;
@@ -386,7 +384,6 @@ class EchoSession {
 
 struct EchoResult {
   double idle_p50 = -1, idle_p99 = -1, load_p50 = -1, load_p99 = -1;
-  double load_mb_s = -1;  // what the bulk upload beside the keystrokes moved
 };
 
 // Keystrokes on one SSH connection (a ControlMaster), alone and next to a bulk upload on it.
