@@ -523,14 +523,15 @@ json measure_ping(const Relay& relay) {
   if (!net::run_until(loop, [&] { return client.ready() || !client.error().empty(); }, 20s) || !client.ready())
     return {{"error", "no tunnel: " + client.error()}};
   const int probes = quick() ? 50 : 300;
+  const milliseconds interval = 10ms;
   Prober prober(loop, client.link());
-  prober.run(probes, 10ms);
+  prober.run(probes, interval);
   net::run_until(loop, [&] { return prober.done(); }, 30s);
   auto idle = prober.rtts_ms();
 
   BulkSink bulk(client.link(), 60s);  // stopped once the probes are done
   net::run_for(loop, 500ms);  // the download is at full speed before the probes start
-  prober.run(probes, 10ms);
+  prober.run(probes, interval);
   net::run_until(loop, [&] { return prober.done(); }, 60s);
   auto loaded = prober.rtts_ms();
   double bulk_rate = bulk.rate();
@@ -539,7 +540,7 @@ json measure_ping(const Relay& relay) {
   net::run_for(loop, 200ms);
   return {
       {"probes", probes},
-      {"interval_ms", 10},
+      {"interval_ms", interval.count()},
       {"idle_p50_ms", percentile(idle, 0.5)},
       {"idle_p99_ms", percentile(idle, 0.99)},
       {"loaded_p50_ms", percentile(loaded, 0.5)},
