@@ -477,7 +477,7 @@ int run() {
     // (Not through shell(), whose own "> /dev/null" would take the place of this redirection.)
     std::string make_payload = "head -c " + std::to_string(scp_bytes) + " /dev/urandom > " + shell_quote(file.string());
     if (std::system(make_payload.c_str()) != 0 || fs::file_size(file) != scp_bytes) die("no payload");
-    double up_a = 0, up_d = 0, down_a = 0, down_d = 0;
+    double up_a = -1, up_d = -1, down_a = -1, down_d = -1;  // -1: no run of that way moved the file
     for (int i = 0; i < scp_runs; ++i) {
       up_a = std::max(up_a, scp_rate(a, file, remote, true, scp_bytes));
       up_d = std::max(up_d, scp_rate(d, file, remote, true, scp_bytes));
