@@ -120,12 +120,9 @@ TEST_CASE("env through the relay: SetEnv, SendEnv, the manifest's env and direct
 TEST_CASE("Ctrl-C through the relay interrupts the remote process") {
   Workspaces& w = workspaces();
   SshClient client = w.client("demo");
-  const std::string out = (w.dir / "ctrl-c.out").string();
-  RunResult r = run("(i=0; while ! grep -q ready " + out + " 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
-                    "printf '\\003'; sleep 3) | " + client.ssh +
-                        " -tt ws \"trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done\" > " + out +
-                        "; echo ssh_rc=$? >> " + out + "; cat " + out,
-                    90s);
+  RunResult r = interrupt_when_ready(client.ssh + " -tt ws",
+                                     "trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done",
+                                     w.dir / "ctrl-c.out", 90s);
   INFO("exit ", r.exit_code, " after ", r.seconds, " s; stdout: ", r.out, "; stderr: ", r.err);
   CHECK(r.out.find("got-INT") != std::string::npos);
   CHECK(r.out.find("ssh_rc=7") != std::string::npos);

@@ -50,6 +50,7 @@ using airlock::test::Background;
 using airlock::test::EchoServer;
 using airlock::test::echo_through;
 using airlock::test::free_tcp_port;
+using airlock::test::interrupt_when_ready;
 using airlock::test::read_file;
 using airlock::test::run;
 using airlock::test::RunResult;
@@ -306,15 +307,10 @@ TEST_CASE("Ctrl-C on a pty interrupts the remote process") {
   Harness harness(dir.path);
   SshClient client(dir.path, proxy_command(harness));
 
-  // The ^C byte travels in-band; the remote tty's ISIG turns it into SIGINT for the job. It is
-  // sent once the trap is set ("ready" came back): a login environment can take a while (bash
-  // run by an ssh server sources ~/.bashrc).
-  const std::string out = (dir.path / "ctrl-c.out").string();
-  RunResult r = run("(i=0; while ! grep -q ready " + out + " 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; "
-                    "printf '\\003'; sleep 3) | " + client.ssh +
-                        " -tt ws \"trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done\" > " + out +
-                        "; echo ssh_rc=$? >> " + out + "; cat " + out,
-                    90s);
+  // The ^C is sent once the trap is set ("ready" came back).
+  RunResult r = interrupt_when_ready(client.ssh + " -tt ws",
+                                     "trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done",
+                                     dir.path / "ctrl-c.out", 90s);
   INFO("exit ", r.exit_code, " after ", r.seconds, " s; stdout: ", r.out, "; stderr: ", r.err);
   CHECK(r.out.find("ready") != std::string::npos);
   CHECK(r.out.find("got-INT") != std::string::npos);

@@ -162,6 +162,22 @@ struct SshClient {
   std::string rsync() const { return "rsync -e 'ssh -F " + config.string() + "'"; }
 };
 
+// Ctrl-C on an ssh -tt session. `ssh_tt` (an ssh command line with -tt and the host) runs
+// `remote_command`, which prints "ready" once it can take the signal: a login environment can take
+// a while (bash run by an ssh server sources ~/.bashrc). Then a ^C byte goes in-band down ssh's
+// stdin, and the remote tty's ISIG turns it into SIGINT for the job; stdin stays open 3 s more, so
+// that its EOF does not end the session first. The result's `out` is the remote output followed by
+// "ssh_rc=<ssh's exit status>" (kept in the file `out`); its exit_code is -1 only if it timed out.
+inline RunResult interrupt_when_ready(const std::string& ssh_tt, const std::string& remote_command,
+                                     const std::filesystem::path& out, std::chrono::seconds timeout) {
+  const std::string file = shell_quote(out.string());
+  return run("rm -f " + file + "; (i=0; while ! grep -q ready " + file +
+                 " 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; printf '\\003'; sleep 3) | " +
+                 ssh_tt + " " + shell_quote(remote_command) + " > " + file + "; echo ssh_rc=$? >> " + file +
+                 "; cat " + file,
+             timeout);
+}
+
 // The SHA-256 of a file, hex; empty if it cannot be read.
 inline std::string sha256_of(const std::filesystem::path& path) {
   return run("sha256sum " + shell_quote(path.string()) + " | cut -d' ' -f1").out;
