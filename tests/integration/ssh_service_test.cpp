@@ -317,8 +317,9 @@ TEST_CASE("Ctrl-C on a pty interrupts the remote process") {
   CHECK(r.out.find("ssh_rc=7") != std::string::npos);
 
   // A plain `sleep 100` dies of the SIGINT; the session ends long before 100 s.
-  r = run("(sleep 2; printf '\\003'; sleep 3) | " + client.ssh + " -tt ws 'sleep 100; echo survived'", 60s);
+  r = interrupt_when_ready(client.ssh + " -tt ws", "echo ready; sleep 100; echo survived", dir.path / "sleep.out", 60s);
   CHECK(r.exit_code != -1);
+  CHECK(r.out.find("ready") != std::string::npos);  // the ^C came while the remote command ran
   CHECK(r.out.find("survived") == std::string::npos);
   CHECK(r.seconds < 30);
 }
