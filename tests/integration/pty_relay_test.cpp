@@ -184,15 +184,9 @@ TEST_CASE("airlock pty reattaches by itself when the relay restarts, and Ctrl-C 
                      100, 30, true));
   REQUIRE(shell_answers(tmux, "r1"));
   // The window's size follows the local terminal's.
-  tmux.type_line("stty size");
-  CHECK(tmux.wait_for("30 100"));
+  CHECK(tmux.wait_for_size(100, 30));
   tmux.resize(120, 40);
-  CHECK(wait_until(
-      [&] {
-        tmux.type_line("stty size");
-        return tmux.wait_for("40 120", 1s);
-      },
-      15s));
+  CHECK(tmux.wait_for_size(120, 40));
   tmux.type_line("clear; echo shell=$$");
   std::string shell_pid;
   REQUIRE(wait_until(

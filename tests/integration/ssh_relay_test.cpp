@@ -136,15 +136,9 @@ TEST_CASE("an interactive ssh -tt session through the relay under tmux: typing, 
   REQUIRE(tmux.start(client.ssh + " -tt ws", 100, 30));
   tmux.type_line("echo hello-$((6*7))");
   CHECK(tmux.wait_for("hello-42"));
-  tmux.type_line("stty size");
-  CHECK(tmux.wait_for("30 100"));
+  CHECK(tmux.wait_for_size(100, 30));
   tmux.resize(120, 40);
-  CHECK(wait_until(
-      [&] {
-        tmux.type_line("stty size");
-        return tmux.wait_for("40 120", 1s);
-      },
-      15s));
+  CHECK(tmux.wait_for_size(120, 40));
   tmux.type_line("exit");
   CHECK(wait_until([&] { return !tmux.has_session(); }, 15s));
 }

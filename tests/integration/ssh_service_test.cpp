@@ -333,12 +333,9 @@ TEST_CASE("interactive ssh -tt under tmux: typing, resize and exit") {
   REQUIRE(tmux.start(client.ssh + " -tt ws", 100, 30));
   tmux.type_line("echo hello-$((6*7))");
   CHECK(tmux.wait_for("hello-42"));
-  tmux.type_line("stty size");
-  CHECK(tmux.wait_for("30 100"));
+  CHECK(tmux.wait_for_size(100, 30));
   tmux.resize(120, 40);
-  std::this_thread::sleep_for(300ms);
-  tmux.type_line("stty size");
-  CHECK(tmux.wait_for("40 120"));
+  CHECK(tmux.wait_for_size(120, 40));
   tmux.type_line("exit");
   // The pane's ssh exits when the shell does, which ends the tmux session.
   CHECK(wait_until([&] { return !tmux.has_session(); }, 15s));

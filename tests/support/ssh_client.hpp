@@ -235,6 +235,18 @@ class Tmux {
   bool wait_for(const std::string& needle, std::chrono::milliseconds wait = std::chrono::seconds(15)) {
     return wait_until([&] { return capture().find(needle) != std::string::npos; }, wait);
   }
+  // Types `stty size` until the shell in the pane prints "rows cols". It is typed again each
+  // second: a resize reaches a remote shell some time later, and an early `stty size` prints the
+  // old size.
+  bool wait_for_size(int cols, int rows, std::chrono::milliseconds wait = std::chrono::seconds(15)) {
+    const std::string size = std::to_string(rows) + " " + std::to_string(cols);
+    return wait_until(
+        [&] {
+          type_line("stty size");
+          return wait_for(size, std::chrono::seconds(1));
+        },
+        wait);
+  }
   // Until the screen stops changing for `quiet` (or `wait` passes); the screen then.
   std::string settle(std::chrono::milliseconds quiet = std::chrono::milliseconds(500),
                      std::chrono::milliseconds wait = std::chrono::seconds(10)) {
