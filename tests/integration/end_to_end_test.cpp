@@ -449,12 +449,8 @@ TEST_CASE("port-forward: a refused remote port fails that connection clearly; th
   Forward fwd = start_forward(d, "demo", {server.port(), closed_port});
 
   // A long transfer is running on the good port while connections to the closed one fail.
-  std::atomic<bool> big_done{false};
   Fetched big;
-  std::thread runner([&] {
-    big = fetch(fwd.local_ports[0], 64ull << 20, 7, true);
-    big_done = true;
-  });
+  std::thread runner([&] { big = fetch(fwd.local_ports[0], 64ull << 20, 7, true); });
   for (int i = 0; i < 3; ++i) {
     Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     set_timeouts(s.fd, 20s);
