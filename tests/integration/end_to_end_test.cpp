@@ -450,7 +450,8 @@ TEST_CASE("port-forward: a refused remote port fails that connection clearly; th
 
   // A long transfer is running on the good port while connections to the closed one fail.
   Fetched big;
-  std::thread runner([&] { big = fetch(fwd.local_ports[0], 64ull << 20, 7, true); });
+  // A jthread: a failed REQUIRE below unwinds through its join instead of std::terminate.
+  std::jthread runner([&] { big = fetch(fwd.local_ports[0], 64ull << 20, 7, true); });
   for (int i = 0; i < 3; ++i) {
     Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     set_timeouts(s.fd, 20s);
