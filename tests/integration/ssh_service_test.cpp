@@ -51,6 +51,7 @@ using airlock::test::EchoServer;
 using airlock::test::echo_through;
 using airlock::test::free_tcp_port;
 using airlock::test::interrupt_when_ready;
+using airlock::test::make_random_file;
 using airlock::test::read_file;
 using airlock::test::run;
 using airlock::test::RunResult;
@@ -348,8 +349,9 @@ TEST_CASE("scp, sftp and rsync move 16 MB both ways intact") {
   Harness harness(dir.path);
   SshClient client(dir.path, proxy_command(harness));
   const fs::path source = dir.path / "source.bin";
-  constexpr double kMegabytes = 16;
-  REQUIRE(run("head -c 16777216 /dev/urandom > " + source.string()).exit_code == 0);
+  constexpr size_t kBulkBytes = 16 << 20;
+  constexpr double kMegabytes = static_cast<double>(kBulkBytes) / (1 << 20);
+  REQUIRE(make_random_file(source, kBulkBytes));
   const std::string expected = sha256_of(source);
   REQUIRE(expected.size() > 60);
 
