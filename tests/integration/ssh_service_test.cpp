@@ -368,20 +368,20 @@ TEST_CASE("scp, sftp and rsync move 16 MB both ways intact") {
   REQUIRE(run(client.scp() + " " + source.string() + " ws:" + remote.string()).exit_code == 0);  // warm-up
   fs::remove(remote);
   transfer("scp upload", client.scp() + " " + source.string() + " ws:" + remote.string(), remote);
-  run("cp " + source.string() + " " + remote.string());
+  fs::copy_file(source, remote);
   transfer("scp download", client.scp() + " ws:" + remote.string() + " " + back.string(), back);
   transfer("scp -O upload", client.scp() + " -O " + source.string() + " ws:" + remote.string(), remote);
-  run("cp " + source.string() + " " + remote.string());
+  fs::copy_file(source, remote);
   transfer("scp -O download", client.scp() + " -O ws:" + remote.string() + " " + back.string(), back);
 
   write_file(dir.path / "put.batch", "put " + source.string() + " " + remote.string() + "\n");
   transfer("sftp put", client.sftp() + " -b " + (dir.path / "put.batch").string() + " ws", remote);
-  run("cp " + source.string() + " " + remote.string());
+  fs::copy_file(source, remote);
   write_file(dir.path / "get.batch", "get " + remote.string() + " " + back.string() + "\n");
   transfer("sftp get", client.sftp() + " -b " + (dir.path / "get.batch").string() + " ws", back);
 
   transfer("rsync upload", client.rsync() + " " + source.string() + " ws:" + remote.string(), remote);
-  run("cp " + source.string() + " " + remote.string());
+  fs::copy_file(source, remote);
   transfer("rsync download", client.rsync() + " ws:" + remote.string() + " " + back.string(), back);
 
   CHECK(wait_until([&] { return harness.notes("sftp_end").size() == harness.notes("sftp_start").size(); }));
