@@ -95,11 +95,15 @@ TEST_CASE("airlock proxy ends cleanly when killed with a session open (ssh -L an
   // The stream is still open when SIGTERM ends the command; its teardown must not call back into
   // the finished command (it did: a use-after-free ASan reports, exit status 1 instead of 143).
   // stdin stays open (a FIFO whose writer sleeps), as under ssh; `wait` is for the proxy alone.
-  const std::string fifo = (w.dir / "proxy-stdin").string();
-  RunResult r = run("mkfifo " + shell_quote(fifo) + "; sleep 20 > " + shell_quote(fifo) + " & s=$!; " +
-                        shell_quote(cli_binary()) + " proxy airlock.demo < " + shell_quote(fifo) +
-                        " > /dev/null & p=$!; sleep 2; kill -TERM $p; wait $p; echo rc=$?; kill $s",
+  // The stream is open once the ssh service's banner has come out of the proxy.
+  const std::string fifo = shell_quote((w.dir / "proxy-stdin").string());
+  const std::string out = shell_quote((w.dir / "proxy-stdout").string());
+  RunResult r = run("mkfifo " + fifo + "; sleep 20 > " + fifo + " & s=$!; " + shell_quote(cli_binary()) +
+                        " proxy airlock.demo < " + fifo + " > " + out + " & p=$!; i=0; while ! grep -q ^SSH- " + out +
+                        " 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
+                        "kill -TERM $p; wait $p; echo rc=$?; kill $s",
                     60s);
+  CHECK_MESSAGE(read_file(w.dir / "proxy-stdout").rfind("SSH-2.0-", 0) == 0, "the stream was not open");
   CHECK_MESSAGE(r.out == "rc=143\n", r.out << r.err);
   CHECK(r.seconds < 10);  // SIGTERM ends it at once
   CHECK(r.err.find("Sanitizer") == std::string::npos);
