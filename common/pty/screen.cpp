@@ -11,9 +11,15 @@ namespace {
 constexpr unsigned char kEscape = 0x1b;
 constexpr unsigned char kCancel = 0x18;
 constexpr unsigned char kSubstitute = 0x1a;
+constexpr unsigned char kBell = 0x07;
+constexpr unsigned char kReplacement[] = {0xef, 0xbf, 0xbd};  // U+FFFD
 constexpr long kMaxParam = 99999;
+// What the filter holds of a CSI that may be a REP; a longer one goes on with its parameters cut.
+constexpr size_t kMaxHeld = 64;
+// What the filter holds of an OSC/DCS string; a longer one is dropped whole (the model keeps a
+// title only to kMaxTitleLength).
+constexpr size_t kMaxHeldString = 4096;
 constexpr size_t kMaxTitleLength = 256;
-constexpr size_t kMaxWrite = 4096;
 // libvterm 0.1.4 writes through a null cell for a wide character on a one-column screen: the
 // screen is never narrower than protocol.hpp's kMinCols.
 constexpr int kScreenMinCols = kMinCols;
@@ -87,12 +93,165 @@ void AltScreenEntryScanner::scan(ByteView chunk, std::vector<size_t>& splits) {
   }
 }
 
+void VtermInputFilter::filter(ByteView chunk, size_t max_repeat) {
+  for (uint8_t byte : chunk) step(byte, max_repeat);
+  if (!out_.empty()) {
+    sink_(out_);
+    out_.clear();
+  }
+}
+
+void VtermInputFilter::step(uint8_t byte, size_t max_repeat) {
+  switch (state_) {
+    case State::ground:
+      if (needed_ == 0) slice_if_full();
+      ground(byte);
+      break;
+    case State::escape:
+      if (byte == '[') {
+        held_.push_back(byte);
+        state_ = State::csi;
+        count_ = 0;
+        first_param_ = true;
+      } else if (byte == ']' || byte == 'P' || byte == '_' || byte == '^' || byte == 'X') {
+        held_.push_back(byte);
+        state_ = State::string;
+        skipping_ = false;
+      } else {
+        flush_held();
+        ground(byte);
+      }
+      break;
+    case State::csi:
+      if (byte >= '0' && byte <= '9') {
+        if (first_param_) count_ = std::min(count_ * 10 + (byte - '0'), kMaxParam);
+        if (held_.size() < kMaxHeld) held_.push_back(byte);  // past it, parameters are cut short
+      } else if (byte == ';' || byte == ':') {
+        first_param_ = false;
+        if (held_.size() < kMaxHeld) held_.push_back(byte);
+      } else if (byte == 'b') {
+        // REP: the last printed character again, as a terminal repeats it (0 means once).
+        held_.clear();
+        state_ = State::ground;
+        size_t times = std::min<size_t>(static_cast<size_t>(std::max(count_, 1L)), max_repeat);
+        for (size_t i = 0; i < times && !last_.empty(); ++i) {
+          slice_if_full();
+          out_.insert(out_.end(), last_.begin(), last_.end());
+        }
+      } else if (byte < 0x20 && byte != kEscape && byte != kCancel && byte != kSubstitute) {
+        out_.push_back(byte);  // executed inside a CSI without ending it, as libvterm does
+      } else {
+        flush_held();  // not a REP: the rest of it goes through as it comes
+        ground(byte);
+      }
+      break;
+    case State::string:
+      if (byte == kBell || byte == kCancel || byte == kSubstitute) {
+        end_string(byte);
+      } else if (byte == kEscape) {
+        state_ = State::string_escape;
+      } else if (skipping_) {
+      } else if (held_.size() < kMaxHeldString) {
+        held_.push_back(byte);
+      } else {
+        skipping_ = true;  // libvterm has nothing to show for one this long: dropped whole
+        held_.clear();
+      }
+      break;
+    case State::string_escape:
+      if (byte == '\\') {
+        held_.push_back(kEscape);
+        end_string(byte);
+      } else {
+        // Any other sequence abandons the string (libvterm shows nothing of it) and starts anew.
+        held_.assign(1, kEscape);
+        state_ = State::escape;
+        step(byte, max_repeat);
+      }
+      break;
+  }
+}
+
+void VtermInputFilter::end_string(uint8_t byte) {
+  if (skipping_) {
+    held_.clear();
+    state_ = State::ground;
+    return;
+  }
+  held_.push_back(byte);
+  flush_held();
+}
+
+void VtermInputFilter::slice_if_full() {
+  if (out_.size() < kSliceBytes) return;
+  sink_(out_);
+  out_.clear();
+}
+
+void VtermInputFilter::ground(uint8_t byte) {
+  if (needed_ > 0 || byte >= 0x80) {
+    utf8(byte);
+    return;
+  }
+  if (byte == kEscape) {
+    state_ = State::escape;
+    held_.assign(1, byte);
+    return;
+  }
+  out_.push_back(byte);
+  if (byte >= 0x20 && byte < 0x7f) last_.assign(1, byte);  // what a REP repeats
+}
+
+// Well-formed UTF-8 as Unicode's table 3-7 has it: no overlong forms, no surrogates, nothing past
+// U+10FFFF.
+void VtermInputFilter::utf8(uint8_t byte) {
+  if (needed_ > 0) {
+    uint8_t lead = current_[0];
+    bool second = current_.size() == 1;
+    uint8_t low = 0x80;
+    uint8_t high = 0xbf;
+    if (second && lead == 0xe0) low = 0xa0;
+    if (second && lead == 0xed) high = 0x9f;
+    if (second && lead == 0xf0) low = 0x90;
+    if (second && lead == 0xf4) high = 0x8f;
+    if (byte >= low && byte <= high) {
+      current_.push_back(byte);
+      if (--needed_ > 0) return;
+      if (lead == 0xc2 && byte <= 0x9f) return;  // a C1 control: dropped
+      out_.insert(out_.end(), current_.begin(), current_.end());
+      last_ = current_;
+      return;
+    }
+    // The character ended early: one U+FFFD for what came of it, and the byte starts afresh.
+    out_.insert(out_.end(), std::begin(kReplacement), std::end(kReplacement));
+    needed_ = 0;
+    ground(byte);
+    return;
+  }
+  if (byte >= 0xc2 && byte <= 0xf4) {
+    current_.assign(1, byte);
+    needed_ = byte < 0xe0 ? 1 : byte < 0xf0 ? 2 : 3;
+    return;
+  }
+  out_.insert(out_.end(), std::begin(kReplacement), std::end(kReplacement));  // 80..C1, F5..FF
+  last_.assign(std::begin(kReplacement), std::end(kReplacement));
+}
+
+void VtermInputFilter::flush_held() {
+  out_.insert(out_.end(), held_.begin(), held_.end());
+  held_.clear();
+  state_ = State::ground;
+}
+
 TerminalScreen::TerminalScreen(int cols, int rows, size_t scrollback_lines)
     : vt_(vterm_new(std::max(rows, 1), std::max(cols, kScreenMinCols))),
       cols_(std::max(cols, kScreenMinCols)),
       rows_(std::max(rows, 1)),
       scrollback_limit_(scrollback_lines),
-      modes_(std::max(rows, 1)) {
+      modes_(std::max(rows, 1)),
+      filter_([this](ByteView bytes) {
+        vterm_input_write(vt_.get(), reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      }) {
   static const VTermScreenCallbacks callbacks = {
       .damage = nullptr,
       .moverect = nullptr,
@@ -111,10 +270,6 @@ TerminalScreen::TerminalScreen(int cols, int rows, size_t scrollback_lines)
   vterm_screen_set_callbacks(screen_, &callbacks, this);
   vterm_screen_enable_altscreen(screen_, 1);
   vterm_screen_reset(screen_, 1);
-  // libvterm 0.1.4 loops forever on REP (CSI b) before any character was printed: one printed
-  // and erased at once gives REP something to repeat, and leaves the screen as it was.
-  static constexpr char kPrime[] = " \r\x1b[K";
-  vterm_input_write(vt_.get(), kPrime, sizeof kPrime - 1);
   initial_cursor_shape_ = cursor_shape_;
   initial_cursor_blink_ = cursor_blink_;
   vterm_screen_get_cell(screen_, VTermPos{0, 0}, &blank_);
@@ -139,50 +294,11 @@ void TerminalScreen::feed(ByteView output) {
   write(output.subspan(at));
 }
 
-// libvterm 0.1.4 takes a UTF-8 encoded C1 control (U+0080..U+009F, bytes C2 80..C2 9F) for a
-// printable character of width -1 and moves the cursor left of column 0, where a repaint cannot
-// put it back. Terminals ignore them; so does the model (a C2 split across writes included, and,
-// as libvterm's decoder sees it, with C0 controls between its two bytes). A pair split by an
-// escape sequence still reaches libvterm: write_vterm() puts the cursor back inside, and the
-// cell writer draws such a cell as a blank.
 void TerminalScreen::write(ByteView bytes) {
-  if (!c2_pending_ && std::find(bytes.begin(), bytes.end(), 0xc2) == bytes.end()) return write_vterm(bytes);
-  Bytes kept;
-  kept.reserve(bytes.size() + 1);
-  Bytes held;  // C0 controls after a pending C2: they go out in order, the C2 with them or not
-  for (uint8_t b : bytes) {
-    if (c2_pending_ && (b < 0x20 || b == 0x7f)) {
-      held.push_back(b);
-      continue;
-    }
-    if (c2_pending_) {
-      c2_pending_ = false;
-      if (!(b >= 0x80 && b <= 0x9f)) kept.push_back(0xc2);
-      kept.insert(kept.end(), held.begin(), held.end());
-      held.clear();
-      if (b >= 0x80 && b <= 0x9f) continue;
-    }
-    if (b == 0xc2) {
-      c2_pending_ = true;
-      continue;
-    }
-    kept.push_back(b);
-  }
-  if (c2_pending_ && !held.empty()) {
-    // The controls cannot wait for the next write: they go now, the C2 stays pending after them.
-    kept.insert(kept.end(), held.begin(), held.end());
-  }
-  write_vterm(kept);
-}
-
-void TerminalScreen::write_vterm(ByteView bytes) {
-  // libvterm decodes a run of text into a stack array sized by the run: a few megabytes without a
-  // control byte overflow the stack. Small slices keep it to kMaxWrite * 4 bytes.
-  for (size_t at = 0; at < bytes.size(); at += kMaxWrite) {
-    size_t n = std::min(kMaxWrite, bytes.size() - at);
-    vterm_input_write(vt_.get(), reinterpret_cast<const char*>(bytes.data() + at), n);
-  }
-  if (cursor().col < 0) vterm_input_write(vt_.get(), "\r", 1);  // see write()
+  filter_.filter(bytes, static_cast<size_t>(cols_) * static_cast<size_t>(rows_));
+  // The filter gives libvterm no character of width -1; should one still come, the cursor goes
+  // back inside the screen rather than stay left of column 0, and the cell writer draws it blank.
+  if (cursor().col < 0) vterm_input_write(vt_.get(), "\r", 1);
   // A copy is only trusted for a switch inside the segment it was taken for.
   armed_ = false;
 }

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -38,6 +39,49 @@ class AltScreenEntryScanner {
   size_t start_ = 0;
   long param_ = 0;
   bool matched_ = false;
+};
+
+// What libvterm 0.1.4 must not see, taken out of the output before it does:
+//  - REP (CSI n b) loops forever when the glyph it repeats has width 0 (nothing printed yet, or a
+//    zero-width character that combined with nothing). The filter repeats the last printed
+//    character itself, so libvterm never gets a REP.
+//  - Malformed UTF-8: a C1 control (C2 80..C2 9F) it takes for a character of width -1, putting
+//    the cursor left of column 0, is dropped as terminals ignore it; any other invalid or
+//    incomplete sequence becomes U+FFFD, so libvterm only ever decodes whole, valid characters.
+//  - A cut between two writes: libvterm forgets a UTF-8 character and an OSC/DCS string that a
+//    write ends inside. The filter holds them until the next chunk completes them, so the same
+//    output cut anywhere draws the same screen (the pty hands over output in arbitrary chunks).
+// It hands libvterm whole units in slices of about kSliceBytes: libvterm decodes a run of text into
+// a stack array sized by the run, and megabytes without a control byte would overflow the stack.
+class VtermInputFilter {
+ public:
+  static constexpr size_t kSliceBytes = 4096;
+  using Sink = std::function<void(ByteView)>;
+
+  explicit VtermInputFilter(Sink sink) : sink_(std::move(sink)) {}
+
+  // Passes what libvterm gets for `chunk` to the sink; one REP repeats at most `max_repeat` times.
+  void filter(ByteView chunk, size_t max_repeat);
+
+ private:
+  enum class State { ground, escape, csi, string, string_escape };
+  void step(uint8_t byte, size_t max_repeat);
+  void ground(uint8_t byte);
+  void utf8(uint8_t byte);
+  void flush_held();
+  void end_string(uint8_t byte);
+  void slice_if_full();
+
+  Sink sink_;
+  Bytes out_;            // for the sink, cut only between whole units
+  State state_ = State::ground;
+  Bytes held_;           // ESC, ESC [ and a REP's parameters so far, or a string until it ends
+  long count_ = 0;       // REP's first parameter
+  bool first_param_ = true;
+  bool skipping_ = false;  // a string too long to hold, dropped to its end
+  Bytes current_;        // a UTF-8 character not yet complete
+  size_t needed_ = 0;    // continuation bytes it still needs
+  Bytes last_;           // the last character printed, as UTF-8
 };
 
 class TerminalScreen {
@@ -90,7 +134,6 @@ class TerminalScreen {
   static int on_settermprop(VTermProp prop, VTermValue* value, void* user);
 
   void write(ByteView bytes);
-  void write_vterm(ByteView bytes);
   std::vector<VTermScreenCell> live_row(int row) const;
   void copy_primary();
   void resize_primary_copy();
@@ -110,7 +153,7 @@ class TerminalScreen {
   std::vector<size_t> splits_;
   PrimaryCopy primary_;
   bool armed_ = false;  // the primary was copied just before this output segment
-  bool c2_pending_ = false;  // output ended in 0xC2: a UTF-8 C1 control may follow in the next
+  VtermInputFilter filter_;
 
   bool cursor_visible_ = true;
   bool alt_screen_ = false;

@@ -225,14 +225,83 @@ TEST_CASE("UTF-8 encoded C1 controls are ignored, whole or split across writes a
   CHECK(model.row_text(0) == "abc\u00a0d");
 }
 
-TEST_CASE("REP before any character does not hang (it repeats a blank), and REP after one repeats it") {
+TEST_CASE("REP before any character repeats nothing, and REP after one repeats it") {
   TerminalScreen model(56, 34);
   feed(model, "\x1b[b\x1b[3b");  // libvterm 0.1.4 alone loops forever here
   CHECK(model.row_text(0).find_first_not_of(' ') == std::string::npos);
+  CHECK(model.cursor().col == 0);
   feed(model, "\rx\x1b[2b");
   CHECK(model.row_text(0).rfind("xxx", 0) == 0);
   FreshTerminal fresh(56, 34);
   round_trip(model, fresh);
+}
+
+TEST_CASE("REP of a zero-width character returns (libvterm alone never does)") {
+  TerminalScreen first(20, 5);
+  feed(first, "\xe2\x80\x8b\x1b[3b");  // U+200B, nothing to combine with
+  CHECK(first.cursor().row == 0);
+  TerminalScreen moved(20, 5);
+  feed(moved, "ab\x1b[H\xcc\x81\x1b[2bc");  // U+0301 after a cursor move
+  CHECK(moved.row_text(0).rfind("c", 0) == 0);
+  CHECK(moved.cursor().col == 1);
+}
+
+TEST_CASE("the same output cut at any offset draws the same screen") {
+  // UTF-8 text, a C1 control, REP with parameters, SGR, a cursor move and a title, in one run.
+  const std::string output =
+      "h\xc3\xa9llo \xe4\xb8\xad\xc2\x9c!\x1b[31mx\x1b[4b\x1b[m\x1b[2;3H\xc2\xa0y\x1b[2;1b"
+      "\x1b]2;t\x07\xc2\x1b[1mz\xf0\x9f\x98\x80\x1b[b";
+  TerminalScreen whole(30, 6);
+  feed(whole, output);
+  const std::string expected = whole.repaint();
+  CHECK(whole.row_text(0).rfind("h\u00e9llo \u4e2d!xxxxx", 0) == 0);
+  CHECK(whole.row_text(1) == "  \u00a0yyy\ufffdz\U0001f600\U0001f600");  // the lone C2 is U+FFFD
+  CHECK(whole.title() == "t");
+  for (size_t cut = 1; cut < output.size(); ++cut) {
+    CAPTURE(cut);
+    TerminalScreen parts(30, 6);
+    feed(parts, output.substr(0, cut));
+    feed(parts, output.substr(cut));
+    CHECK(parts.repaint() == expected);
+  }
+}
+
+TEST_CASE("malformed UTF-8 shows U+FFFD, one for each broken piece") {
+  TerminalScreen model(40, 4);
+  // A stray continuation byte, a byte never in UTF-8, an overlong form, a surrogate, past U+10FFFF,
+  // and a character cut short by a control.
+  feed(model, "a\x80" "b\xff" "c\xe0\x80" "d\xed\xa0\x80" "e\xf4\x90\x80\x80" "f\xe4\xb8\ng");
+  CHECK(model.row_text(0) ==
+        "a\ufffdb\ufffdc\ufffd\ufffdd\ufffd\ufffd\ufffde\ufffd\ufffd\ufffd\ufffdf\ufffd");
+  CHECK(model.row_text(1).find('g') != std::string::npos);
+  CHECK(model.cursor().col >= 0);
+}
+
+TEST_CASE("titles: one cut between writes is kept, an abandoned or overlong one is not") {
+  TerminalScreen model(20, 4);
+  feed(model, "\x1b]2;bui");
+  feed(model, "ld\x1b");
+  feed(model, "\\ok");
+  CHECK(model.title() == "build");
+  CHECK(model.row_text(0) == "ok");
+  feed(model, "\x1b]2;never\x1b[1mX");  // a new sequence abandons the string
+  CHECK(model.title() == "build");
+  CHECK(model.row_text(0) == "okX");
+  feed(model, "\x1b]2;" + std::string(100000, 'y') + "\x07Z");
+  CHECK(model.title() == "build");
+  CHECK(model.row_text(0) == "okXZ");
+}
+
+TEST_CASE("megabytes of text without a control byte") {
+  // libvterm decodes a run into a stack array as long as the run: the filter keeps runs short.
+  TerminalScreen model(80, 24);
+  std::string run;
+  for (int i = 0; i < (4 << 20) / 2; ++i) run += "\xc3\xa9";
+  feed(model, run);
+  std::string row;
+  for (int i = 0; i < 80; ++i) row += "\u00e9";
+  CHECK(model.row_text(22) == row);
+  CHECK(model.row_text(23) == row.substr(0, (2 << 20) % 80 * 2));  // 2 bytes a character
 }
 
 TEST_CASE("scrollback is bounded") {
