@@ -1,7 +1,8 @@
 // Terminal modes a program sets and a repaint must set again: cursor-key and keypad modes, mouse
 // reporting, bracketed paste, focus events, autowrap, insert, origin, scroll margins, character
 // sets. libvterm follows most of them but does not expose them, so this tracker runs a second,
-// parser-only libvterm over the same output and records the sequences that change them.
+// parser-only libvterm over the same output (as TerminalScreen filters it) and records the
+// sequences that change them.
 //
 // It is also where the output's OSC strings pass by: the seam for shell integration (OSC 133/633
 // command marks, OSC 7 working directory) that a later audit parser hooks.

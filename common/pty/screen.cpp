@@ -12,17 +12,24 @@ constexpr unsigned char kEscape = 0x1b;
 constexpr unsigned char kCancel = 0x18;
 constexpr unsigned char kSubstitute = 0x1a;
 constexpr unsigned char kBell = 0x07;
+constexpr unsigned char kDelete = 0x7f;
 constexpr unsigned char kReplacement[] = {0xef, 0xbf, 0xbd};  // U+FFFD
 constexpr long kMaxParam = 99999;
 // What the filter holds of a CSI that may be a REP; a longer one goes on with its parameters cut.
 constexpr size_t kMaxHeld = 64;
-// What the filter holds of an OSC/DCS string; a longer one is dropped whole (the model keeps a
+constexpr int kMaxCsiArguments = 16;
+// What the filter holds of an OSC string; a longer one is dropped whole (the model keeps a
 // title only to kMaxTitleLength).
 constexpr size_t kMaxHeldString = 4096;
 constexpr size_t kMaxTitleLength = 256;
 // libvterm 0.1.4 writes through a null cell for a wide character on a one-column screen: the
 // screen is never narrower than protocol.hpp's kMinCols.
 constexpr int kScreenMinCols = kMinCols;
+
+// A C0 control libvterm carries out in the middle of an escape sequence without ending it.
+bool executed_in_sequence(uint8_t byte) {
+  return byte < 0x20 && byte != kEscape && byte != kCancel && byte != kSubstitute;
+}
 
 bool alt_screen_mode(long number) { return number == 47 || number == 1047 || number == 1049; }
 
@@ -95,12 +102,18 @@ void AltScreenEntryScanner::scan(ByteView chunk, std::vector<size_t>& splits) {
 
 void VtermInputFilter::filter(ByteView chunk, size_t max_repeat) {
   for (uint8_t byte : chunk) step(byte, max_repeat);
-  if (!out_.empty()) {
-    sink_(out_);
-    out_.clear();
-  }
+  hand_out();
 }
 
+void VtermInputFilter::hand_out() {
+  if (out_.empty()) return;
+  sink_(out_);
+  out_.clear();
+}
+
+// The escape states follow libvterm 0.1.4's parser, so that every REP it would act on is seen here:
+// after an ESC it collects intermediates, carries out C0 controls and ignores DEL and bytes >= 0x80,
+// and '[', ']' or 'P' still begin a CSI, an OSC or a DCS after intermediates.
 void VtermInputFilter::step(uint8_t byte, size_t max_repeat) {
   switch (state_) {
     case State::ground:
@@ -113,22 +126,33 @@ void VtermInputFilter::step(uint8_t byte, size_t max_repeat) {
         state_ = State::csi;
         count_ = 0;
         first_param_ = true;
-      } else if (byte == ']' || byte == 'P' || byte == '_' || byte == '^' || byte == 'X') {
+        separators_ = 0;
+      } else if (byte == ']' || byte == 'P') {
         held_.push_back(byte);
         state_ = State::string;
-        skipping_ = false;
-      } else {
+        // A DCS (DECRQSS queries, sixel images) changes nothing the model shows: dropped whole.
+        skipping_ = byte == 'P';
+      } else if (byte >= 0x20 && byte < 0x30) {
+        if (held_.size() < kMaxHeld) held_.push_back(byte);  // an intermediate; past it, cut short
+      } else if (byte >= kDelete) {
+        // ignored here, by libvterm too
+      } else if (executed_in_sequence(byte)) {
+        out_.push_back(byte);
+      } else if (byte >= 0x30) {
+        bool restores_cursor = byte == '8' && held_.size() == 1;  // DECRC
+        held_.push_back(byte);  // the final byte
         flush_held();
-        ground(byte);
+        if (restores_cursor) hand_out();
+      } else {
+        abandon(byte);
       }
       break;
     case State::csi:
-      if (byte >= '0' && byte <= '9') {
+      if (byte >= '0' && byte <= ';') {
+        if (!keep_parameter(byte)) break;
+        if (byte == ';' || byte == ':') first_param_ = false;
         if (first_param_) count_ = std::min(count_ * 10 + (byte - '0'), kMaxParam);
         if (held_.size() < kMaxHeld) held_.push_back(byte);  // past it, parameters are cut short
-      } else if (byte == ';' || byte == ':') {
-        first_param_ = false;
-        if (held_.size() < kMaxHeld) held_.push_back(byte);
       } else if (byte == 'b') {
         // REP: the last printed character again, as a terminal repeats it (0 means once).
         held_.clear();
@@ -138,10 +162,34 @@ void VtermInputFilter::step(uint8_t byte, size_t max_repeat) {
           slice_if_full();
           out_.insert(out_.end(), last_.begin(), last_.end());
         }
-      } else if (byte < 0x20 && byte != kEscape && byte != kCancel && byte != kSubstitute) {
-        out_.push_back(byte);  // executed inside a CSI without ending it, as libvterm does
+      } else if (executed_in_sequence(byte) || byte == kDelete) {
+        if (byte != kDelete) out_.push_back(byte);  // DEL is ignored inside a CSI
+      } else if (byte == kEscape || byte == kCancel || byte == kSubstitute) {
+        abandon(byte);
       } else {
         flush_held();  // not a REP: the rest of it goes through as it comes
+        state_ = State::csi_other;
+        step(byte, max_repeat);
+      }
+      break;
+    case State::csi_other:
+      if (byte >= '0' && byte <= ';') {
+        if (keep_parameter(byte)) out_.push_back(byte);
+      } else if (byte >= 0x20 && byte < 0x40) {
+        out_.push_back(byte);  // leaders and intermediates
+      } else if (byte >= 0x40 && byte < kDelete) {
+        out_.push_back(byte);  // the final byte
+        state_ = State::ground;
+        if (byte == 'u' || byte == 'l') hand_out();  // may restore a saved cursor (SCORC, 1048/1049)
+      } else if (executed_in_sequence(byte) || byte == kDelete) {
+        out_.push_back(byte);
+      } else if (byte == kEscape || byte == kCancel || byte == kSubstitute) {
+        // libvterm has this CSI open: CAN closes it there, so that a REP the held ESC may begin
+        // and the filter then takes out cannot finish it.
+        out_.push_back(kCancel);
+        abandon(byte);
+      } else {
+        state_ = State::ground;  // libvterm ends the CSI and takes a byte >= 0x80 for text
         ground(byte);
       }
       break;
@@ -172,6 +220,21 @@ void VtermInputFilter::step(uint8_t byte, size_t max_repeat) {
   }
 }
 
+// ESC starts a new sequence, CAN and SUB cancel: what is held of the old one goes nowhere, as
+// libvterm would abandon it too.
+void VtermInputFilter::abandon(uint8_t byte) {
+  held_.clear();
+  state_ = State::ground;
+  ground(byte);
+}
+
+// libvterm 0.1.4 writes past its array of 16 CSI arguments when given more: the parameters after
+// the 16th are dropped.
+bool VtermInputFilter::keep_parameter(uint8_t byte) {
+  if (byte == ';' || byte == ':') ++separators_;
+  return separators_ < kMaxCsiArguments;
+}
+
 void VtermInputFilter::end_string(uint8_t byte) {
   if (skipping_) {
     held_.clear();
@@ -183,9 +246,7 @@ void VtermInputFilter::end_string(uint8_t byte) {
 }
 
 void VtermInputFilter::slice_if_full() {
-  if (out_.size() < kSliceBytes) return;
-  sink_(out_);
-  out_.clear();
+  if (out_.size() >= kSliceBytes) hand_out();
 }
 
 void VtermInputFilter::ground(uint8_t byte) {
@@ -250,7 +311,9 @@ TerminalScreen::TerminalScreen(int cols, int rows, size_t scrollback_lines)
       scrollback_limit_(scrollback_lines),
       modes_(std::max(rows, 1)),
       filter_([this](ByteView bytes) {
+        modes_.feed(bytes);
         vterm_input_write(vt_.get(), reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        keep_cursor_inside();
       }) {
   static const VTermScreenCallbacks callbacks = {
       .damage = nullptr,
@@ -279,7 +342,6 @@ TerminalScreen::~TerminalScreen() = default;
 
 void TerminalScreen::feed(ByteView output) {
   if (output.empty()) return;
-  modes_.feed(output);
   splits_.clear();
   alt_scanner_.scan(output, splits_);
   size_t at = 0;
@@ -296,11 +358,24 @@ void TerminalScreen::feed(ByteView output) {
 
 void TerminalScreen::write(ByteView bytes) {
   filter_.filter(bytes, static_cast<size_t>(cols_) * static_cast<size_t>(rows_));
-  // The filter gives libvterm no character of width -1; should one still come, the cursor goes
-  // back inside the screen rather than stay left of column 0, and the cell writer draws it blank.
-  if (cursor().col < 0) vterm_input_write(vt_.get(), "\r", 1);
   // A copy is only trusted for a switch inside the segment it was taken for.
   armed_ = false;
+}
+
+// libvterm 0.1.4 can leave the cursor outside the screen: above it when the screen shrinks (row
+// -1), where it would write through a null cell; at a position saved before a shrink and restored
+// after it (it does not clamp the saved cursor); left of column 0 after a character of width -1.
+// Each time, the cursor goes back inside, where a terminal would have kept it.
+void TerminalScreen::keep_cursor_inside() {
+  VTermPos pos = cursor();
+  if (pos.row >= 0 && pos.row < rows_ && pos.col >= 0 && pos.col < cols_) return;
+  int row = std::clamp(pos.row, 0, rows_ - 1);
+  if (modes_.origin_mode()) {  // CUP counts from the scroll region's top, and stays inside it
+    int bottom = modes_.margin_bottom() == -1 ? rows_ : modes_.margin_bottom();
+    row = std::clamp(row, modes_.margin_top(), bottom - 1) - modes_.margin_top();
+  }
+  std::string move = "\x1b[" + std::to_string(row + 1) + ";" + std::to_string(std::clamp(pos.col, 0, cols_ - 1) + 1) + "H";
+  vterm_input_write(vt_.get(), move.data(), move.size());
 }
 
 void TerminalScreen::copy_primary() {
@@ -321,15 +396,16 @@ void TerminalScreen::resize(int cols, int rows) {
   if (cols == cols_ && rows == rows_) return;
   cols_ = cols;
   rows_ = rows;
-  vterm_set_size(vt_.get(), rows, cols);
-  // libvterm 0.1.4 can leave the cursor above the screen when it shrinks (row -1), and would write
-  // through a null cell there: put it back inside, as a terminal would.
-  VTermPos pos = cursor();
-  if (pos.row < 0 || pos.row >= rows || pos.col < 0 || pos.col >= cols) {
-    std::string home = "\x1b[" + std::to_string(std::clamp(pos.row, 0, rows - 1) + 1) + ";" +
-                       std::to_string(std::clamp(pos.col, 0, cols - 1) + 1) + "H";
-    vterm_input_write(vt_.get(), home.data(), home.size());
+  // A resize forgets the scroll region, as terminals do (and as modes_ does). libvterm 0.1.4 keeps
+  // it, and scrolling a region that lies past a shrunken screen moves a negative number of bytes.
+  // Resetting it homes the cursor: it goes back where it was before the screen resizes.
+  if (modes_.margin_top() != 0 || modes_.margin_bottom() != -1) {
+    VTermPos pos = cursor();
+    std::string reset = "\x1b[r\x1b[" + std::to_string(pos.row + 1) + ";" + std::to_string(pos.col + 1) + "H";
+    vterm_input_write(vt_.get(), reset.data(), reset.size());
   }
+  vterm_set_size(vt_.get(), rows, cols);
+  keep_cursor_inside();
   modes_.resize(rows);
   resize_primary_copy();
 }

@@ -48,9 +48,13 @@ class AltScreenEntryScanner {
 //  - Malformed UTF-8: a C1 control (C2 80..C2 9F) it takes for a character of width -1, putting
 //    the cursor left of column 0, is dropped as terminals ignore it; any other invalid or
 //    incomplete sequence becomes U+FFFD, so libvterm only ever decodes whole, valid characters.
-//  - A cut between two writes: libvterm forgets a UTF-8 character and an OSC/DCS string that a
-//    write ends inside. The filter holds them until the next chunk completes them, so the same
-//    output cut anywhere draws the same screen (the pty hands over output in arbitrary chunks).
+//  - A cut between two writes: libvterm forgets a UTF-8 character and an OSC string that a write
+//    ends inside. The filter holds them until the next chunk completes them, so the same output
+//    cut anywhere draws the same screen (the pty hands over output in arbitrary chunks).
+//  - DCS strings, whose handling in libvterm has overrun its buffer: nothing the model shows
+//    depends on one, so they are dropped whole.
+//  - More than 16 CSI parameters, which libvterm writes past its array: the rest are dropped.
+// TerminalModes' parser gets the same filtered bytes as the screen.
 // It hands libvterm whole units in slices of about kSliceBytes: libvterm decodes a run of text into
 // a stack array sized by the run, and megabytes without a control byte would overflow the stack.
 class VtermInputFilter {
@@ -64,20 +68,24 @@ class VtermInputFilter {
   void filter(ByteView chunk, size_t max_repeat);
 
  private:
-  enum class State { ground, escape, csi, string, string_escape };
+  enum class State { ground, escape, csi, csi_other, string, string_escape };
   void step(uint8_t byte, size_t max_repeat);
   void ground(uint8_t byte);
   void utf8(uint8_t byte);
   void flush_held();
+  void abandon(uint8_t byte);
+  bool keep_parameter(uint8_t byte);
   void end_string(uint8_t byte);
   void slice_if_full();
+  void hand_out();
 
   Sink sink_;
   Bytes out_;            // for the sink, cut only between whole units
   State state_ = State::ground;
-  Bytes held_;           // ESC, ESC [ and a REP's parameters so far, or a string until it ends
+  Bytes held_;           // an escape sequence that may yet be a REP, or a string until it ends
   long count_ = 0;       // REP's first parameter
   bool first_param_ = true;
+  int separators_ = 0;   // ';' and ':' in the current CSI
   bool skipping_ = false;  // a string too long to hold, dropped to its end
   Bytes current_;        // a UTF-8 character not yet complete
   size_t needed_ = 0;    // continuation bytes it still needs
@@ -136,6 +144,7 @@ class TerminalScreen {
   void write(ByteView bytes);
   std::vector<VTermScreenCell> live_row(int row) const;
   void copy_primary();
+  void keep_cursor_inside();
   void resize_primary_copy();
   void append_cursor_style(std::string& out) const;
   void append_pen(std::string& out) const;
