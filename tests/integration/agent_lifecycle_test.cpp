@@ -198,7 +198,7 @@ class AgentRun {
   }
 
   // Waits for the status document to satisfy pred; returns it (or fails the test).
-  json wait_status(const std::function<bool(const json&)>& pred, milliseconds timeout, const char* what) {
+  json wait_status(const std::function<bool(const json&)>& pred, milliseconds timeout, const std::string& what) {
     json last;
     bool ok = wait_until(
         [&] {
