@@ -125,7 +125,6 @@ void VtermInputFilter::step(uint8_t byte, size_t max_repeat) {
         held_.push_back(byte);
         state_ = State::csi;
         count_ = 0;
-        first_param_ = true;
         separators_ = 0;
       } else if (byte == ']' || byte == 'P') {
         held_.push_back(byte);
@@ -150,8 +149,7 @@ void VtermInputFilter::step(uint8_t byte, size_t max_repeat) {
     case State::csi:
       if (byte >= '0' && byte <= ';') {
         if (!keep_parameter(byte)) break;
-        if (byte == ';' || byte == ':') first_param_ = false;
-        if (first_param_) count_ = std::min(count_ * 10 + (byte - '0'), kMaxParam);
+        if (separators_ == 0) count_ = std::min(count_ * 10 + (byte - '0'), kMaxParam);  // the first
         if (held_.size() < kMaxHeld) held_.push_back(byte);  // past it, parameters are cut short
       } else if (byte == 'b') {
         // REP: the last printed character again, as a terminal repeats it (0 means once).
@@ -162,8 +160,10 @@ void VtermInputFilter::step(uint8_t byte, size_t max_repeat) {
           slice_if_full();
           out_.insert(out_.end(), last_.begin(), last_.end());
         }
-      } else if (executed_in_sequence(byte) || byte == kDelete) {
-        if (byte != kDelete) out_.push_back(byte);  // DEL is ignored inside a CSI
+      } else if (executed_in_sequence(byte)) {
+        out_.push_back(byte);
+      } else if (byte == kDelete) {
+        // ignored inside a CSI, by libvterm too
       } else if (byte == kEscape || byte == kCancel || byte == kSubstitute) {
         abandon(byte);
       } else {

@@ -84,7 +84,6 @@ class VtermInputFilter {
   State state_ = State::ground;
   Bytes held_;           // an escape sequence that may yet be a REP, or a string until it ends
   long count_ = 0;       // REP's first parameter
-  bool first_param_ = true;
   int separators_ = 0;   // ';' and ':' in the current CSI
   bool skipping_ = false;  // a string too long to hold, dropped to its end
   Bytes current_;        // a UTF-8 character not yet complete
