@@ -1,11 +1,9 @@
 #include "common/net/tunnel_node.hpp"
 
-#include <malloc.h>
-
-#include <mutex>
 #include <type_traits>
 #include <variant>
 
+#include "common/util/heap.hpp"
 #include "common/util/log.hpp"
 
 namespace airlock::net {
@@ -13,16 +11,6 @@ namespace airlock::net {
 namespace {
 std::string key_text(const crypto::Key& k) { return log::short_key(crypto::key_to_base64(k)); }
 
-// Bulk data crosses a node in 16-64 KiB buffers that are freed as soon as they are written. With
-// glibc's default trim threshold (128 KiB, adjusted on the fly) the heap top went back to the
-// kernel after every burst and was faulted in again on the next: ~0.8 ns of the CLI's ~2.3 ns per
-// byte on a port-forward download (perf: brk, page faults). Freed heap up to this much is kept.
-void keep_heap_between_bursts() {
-#if defined(__GLIBC__)
-  static std::once_flag once;
-  std::call_once(once, [] { mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024); });
-#endif
-}
 // Stream windows stop growing at 4 MiB, not at the core's 16 MiB default. A bulk stream's bytes in
 // flight wait in FIFO TCP buffers on the way (the relay's receive buffer while it pauses a sender)
 // where no interactive frame can pass them, and the window grows on the smoothed RTT, which that
@@ -212,7 +200,7 @@ void PeerLink::close_all(std::string_view reason) {
 
 TunnelNode::TunnelNode(uv_loop_t* loop, RelayClient::Options options)
     : loop_(loop), tunnel_(options.private_key), timer_(loop) {
-  keep_heap_between_bursts();
+  heap::keep_freed_memory_between_bursts();
   relay_ = std::make_unique<RelayClient>(loop, std::move(options));
   relay_->on_packet = [this](const relay::PeerKey& src, uint8_t, ByteView bytes) { on_packet(src, bytes); };
   relay_->on_writable = [this] { pump(); };
