@@ -40,7 +40,10 @@ struct Config {
   milliseconds shutdown_grace = std::chrono::seconds(3);
   milliseconds pair_linger = std::chrono::minutes(2);
   size_t max_connections = 10000;
-  size_t ws_rx_buffer_bytes = 2048;  // lws's per-link receive chunk: the main idle cost per link
+  // lws's per-link receive buffer, which is also the most one recv() on a link reads. A whole packet
+  // fits, so a bulk transfer costs one read per packet; an idle link commits only the buffer's first
+  // page (relay/receive_buffers.hpp).
+  size_t ws_rx_buffer_bytes = 64 * 1024;
 };
 
 }  // namespace airlock::relayd

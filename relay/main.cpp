@@ -51,7 +51,7 @@ struct Flags {
   std::string hello_timeout = "10s", keepalive = "60s", idle_timeout = "150s";
   std::string restart_reconnect_in = "1000ms", restart_try_for = "60s", shutdown_grace = "3s", pair_linger = "2m";
   size_t max_connections = 10000;
-  std::string ws_rx_buffer = "2KiB";
+  std::string ws_rx_buffer = "64KiB";
   std::string dev_token_ttl = "24h";
   std::string log_level;
 };
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   app.add_option("--pair-linger", f.pair_linger,
                  "Keep a dial grant this long after one side disconnects, for its reconnect")->capture_default_str();
   app.add_option("--max-connections", f.max_connections, "Links open at once")->capture_default_str();
-  app.add_option("--ws-rx-buffer-bytes", f.ws_rx_buffer, "Per-link WebSocket receive chunk (idle memory per link)")->capture_default_str();
+  app.add_option("--ws-rx-buffer-bytes", f.ws_rx_buffer, "Per-link WebSocket receive buffer: the most one read takes (an idle link commits one page of it)")->capture_default_str();
   app.add_option("--dev-token-ttl", f.dev_token_ttl, "Lifetime of the tokens --dev prints")->capture_default_str();
   app.add_option("--log-level", f.log_level, "debug, info, warn or error (default: AIRLOCK_LOG_LEVEL or info)");
   CLI11_PARSE(app, argc, argv);

@@ -3,7 +3,9 @@
 // graceful shutdown that tells every peer "restarting" before closing.
 #include <sys/resource.h>
 
+#include "common/util/heap.hpp"
 #include "common/util/log.hpp"
+#include "relay/receive_buffers.hpp"
 #include "relay/relay.hpp"
 
 namespace airlock::relayd {
@@ -100,6 +102,8 @@ Relay::~Relay() {
 Status Relay::start() {
   raise_fd_limit(config_.max_connections + 256);
   g_protocols[1].rx_buffer_size = config_.ws_rx_buffer_bytes;
+  ReceiveBufferPool::install_for_lws();
+  heap::keep_freed_memory_between_bursts();  // each packet is a 64 KiB buffer, freed once sent
 
   lws_context_creation_info info{};
   info.port = config_.listen_port;
@@ -113,7 +117,9 @@ Status Relay::start() {
   info.options = LWS_SERVER_OPTION_SKIP_SERVER_CANONICAL_NAME;
   info.timeout_secs = 10;       // HTTP / WebSocket handshake
   info.keepalive_timeout = 10;  // idle HTTP keep-alive connections
-  info.pt_serv_buf_size = 32 * 1024;  // one read buffer shared by every link, not per link
+  // One read buffer shared by every link, not per link; a link's read is capped by the smaller of
+  // this and its own receive buffer.
+  info.pt_serv_buf_size = static_cast<unsigned>(std::max<size_t>(32 * 1024, config_.ws_rx_buffer_bytes + LWS_PRE));
   info.fd_limit_per_thread = static_cast<unsigned>(config_.max_connections + 128);
   if (tls()) {
     info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
