@@ -46,7 +46,7 @@ struct Flags {
   std::string relay_key;
   std::string max_packet = "64KiB";
   std::string queue_high = "1MiB", queue_low = "256KiB", queue_hard_cap = "8MiB", control_queue = "256KiB";
-  std::string rate = "256MiB", rate_burst = "16MiB";
+  std::string rate = "1GiB", rate_burst = "16MiB";
   double control_per_sec = relay::kControlFramesPerSecond, control_burst = relay::kControlFramesBurst;
   std::string hello_timeout = "10s", keepalive = "60s", idle_timeout = "150s";
   std::string restart_reconnect_in = "1000ms", restart_try_for = "60s", shutdown_grace = "3s", pair_linger = "2m";
