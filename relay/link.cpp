@@ -263,7 +263,9 @@ int Relay::on_writeable(Peer& p) {
     written += n;
     metrics_.bytes_out.inc(static_cast<double>(n));
     if (!control) metrics_.packets_out.inc();
-    if (lws_send_pipe_choked(p.wsi)) break;
+    // The socket took less than the whole frame and lws holds the rest: wait for the next
+    // WRITEABLE. (lws_send_pipe_choked() would ask the kernel with a poll() per frame.)
+    if (lws_partial_buffered(p.wsi)) break;
   }
   if (p.closing) {
     if (!p.control_q.empty()) {
