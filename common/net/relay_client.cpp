@@ -646,7 +646,8 @@ struct RelayClient::Impl {
         in_pos = 0;
       }
       if (in_len == in.size()) break;  // full of an unfinished frame: parse_frames() makes room
-      ssize_t n = raw_read(in.data() + in_len, in.size() - in_len);
+      const size_t room = in.size() - in_len;
+      ssize_t n = raw_read(in.data() + in_len, room);
       if (n == -1) return;  // drained: epoll says when more comes
       if (n == 0) return link_down("connection closed");
       if (n == -2) return transport_failed(io_error);
@@ -654,6 +655,10 @@ struct RelayClient::Impl {
       total += static_cast<size_t>(n);
       last_rx = Clock::now();
       if (!parse_frames() || alive.expired()) return;
+      // A plain socket that filled less than the room offered is empty now; asking again would
+      // only get EAGAIN (half of all reads on a download). Epoll is level-triggered: more data
+      // wakes us. (SSL_read returns one record at a time, so over TLS a short read says nothing.)
+      if (!ssl && static_cast<size_t>(n) < room) break;
     }
     // Stopped before the socket ran dry: decrypted TLS records wait inside OpenSSL, where epoll
     // cannot see them.
