@@ -122,18 +122,26 @@ int checked_int(size_t n) {
 }
 
 // RFC 8439 AEAD on a context that already holds the key; only the nonce is set per message.
+// Seals plaintext, then `zero_padding` zero bytes (at most 16), as one message.
 void seal_on(EVP_CIPHER_CTX* ctx, const uint8_t nonce[kNonceSize], ByteView plaintext, ByteView aad,
-             uint8_t* out) {
+             uint8_t* out, size_t zero_padding = 0) {
+  static constexpr uint8_t kZeros[16] = {};
+  if (zero_padding > sizeof kZeros) fatal("AEAD padding longer than 16 bytes");
   check(EVP_CipherInit_ex2(ctx, nullptr, nullptr, nonce, 1, nullptr), "ChaCha20-Poly1305 set nonce");
   int len = 0;
   if (!aad.empty()) check(EVP_EncryptUpdate(ctx, nullptr, &len, aad.data(), checked_int(aad.size())), "AEAD aad");
-  int written = 0;
+  size_t written = 0;
   if (!plaintext.empty()) {
-    check(EVP_EncryptUpdate(ctx, out, &written, plaintext.data(), checked_int(plaintext.size())), "AEAD encrypt");
+    check(EVP_EncryptUpdate(ctx, out, &len, plaintext.data(), checked_int(plaintext.size())), "AEAD encrypt");
+    written += static_cast<size_t>(len);
+  }
+  if (zero_padding > 0) {
+    check(EVP_EncryptUpdate(ctx, out + written, &len, kZeros, checked_int(zero_padding)), "AEAD encrypt padding");
+    written += static_cast<size_t>(len);
   }
   check(EVP_EncryptFinal_ex(ctx, out + written, &len), "AEAD encrypt final");
-  written += len;
-  if (static_cast<size_t>(written) != plaintext.size()) fatal("AEAD encrypt length");
+  written += static_cast<size_t>(len);
+  if (written != plaintext.size() + zero_padding) fatal("AEAD encrypt length");
   check(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kAeadTagSize, out + written), "AEAD get tag");
 }
 
@@ -384,6 +392,11 @@ ChaChaPoly::~ChaChaPoly() = default;  // EVP_CIPHER_CTX_free cleanses the key sc
 void ChaChaPoly::seal(uint64_t counter, ByteView plaintext, ByteView aad, uint8_t* out) {
   const ByteArray<kNonceSize> nonce = counter_nonce(counter);
   seal_on(ctx_->seal.get(), nonce.data(), plaintext, aad, out);
+}
+
+void ChaChaPoly::seal_padded(uint64_t counter, ByteView plaintext, size_t zero_padding, uint8_t* out) {
+  const ByteArray<kNonceSize> nonce = counter_nonce(counter);
+  seal_on(ctx_->seal.get(), nonce.data(), plaintext, {}, out, zero_padding);
 }
 
 bool ChaChaPoly::open(uint64_t counter, ByteView ciphertext, ByteView aad, uint8_t* out) {

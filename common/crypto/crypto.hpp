@@ -94,6 +94,10 @@ class ChaChaPoly {
 
   // out must hold plaintext.size() + 16 bytes; out may alias plaintext exactly (in place).
   void seal(uint64_t counter, ByteView plaintext, ByteView aad, uint8_t* out);
+  // Seals plaintext followed by `zero_padding` zero bytes (WireGuard pads transport payloads to
+  // 16), reading plaintext where it lies: out holds plaintext.size() + zero_padding + 16 bytes
+  // and must not overlap plaintext.
+  void seal_padded(uint64_t counter, ByteView plaintext, size_t zero_padding, uint8_t* out);
   // out must hold ciphertext.size() - 16 bytes. False if the tag does not verify (out is then
   // wiped) or the ciphertext is shorter than a tag.
   [[nodiscard]] bool open(uint64_t counter, ByteView ciphertext, ByteView aad, uint8_t* out);

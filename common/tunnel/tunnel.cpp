@@ -409,10 +409,8 @@ void Tunnel::send_transport(Peer& peer, Keypair& keypair, ByteView payload, cons
     uint8_t* p = d.bytes.data();
     const uint64_t counter = keypair.sending_counter++;
     write_transport_header(p, {keypair.remote_index, counter});
-    uint8_t* plaintext = p + TRANSPORT_HEADER_SIZE;
-    if (!payload.empty()) std::memcpy(plaintext, payload.data(), payload.size());
-    std::memset(plaintext + payload.size(), 0, padded - payload.size());
-    keypair.sending.seal(counter, {plaintext, padded}, {}, plaintext);
+    // Sealed from where the payload lies, padding included: no copy into the datagram first.
+    keypair.sending.seal_padded(counter, payload, padded - payload.size(), p + TRANSPORT_HEADER_SIZE);
   }  // d may move once more datagrams are pushed
   peer.tx_bytes += size;
   peer.timers.any_authenticated_packet_sent();

@@ -196,6 +196,29 @@ TEST_CASE("the counter nonce is 32 zero bits then the 64-bit little-endian count
   CHECK(out == aead_seal(key, counter, as_bytes("hello"), as_bytes("ad")));
 }
 
+TEST_CASE("seal_padded seals the plaintext with its zero padding, as if both were one buffer") {
+  const SecretKey key(sequence_key(7));
+  ChaChaPoly aead(key);
+  // Lengths around OpenSSL's 64-byte ChaCha block and Poly1305's 16-byte block, padded to 16 as a
+  // WireGuard transport payload is (0 bytes: a keep-alive).
+  for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{63}, size_t{64}, size_t{65}, size_t{1000},
+                   size_t{65503}}) {
+    CAPTURE(n);
+    const size_t padded = (n + 15) / 16 * 16;
+    const Bytes plaintext = sequence(3, n);
+    Bytes joined = plaintext;
+    joined.resize(padded, 0);
+    Bytes expected(padded + kAeadTagSize);
+    aead.seal(9, joined, {}, expected.data());
+    Bytes out(padded + kAeadTagSize, 0xee);
+    aead.seal_padded(9, plaintext, padded - n, out.data());
+    CHECK(out == expected);
+    Bytes opened(padded);
+    REQUIRE(aead.open(9, out, {}, opened.data()));
+    CHECK(opened == joined);
+  }
+}
+
 TEST_CASE("ChaChaPoly rejects every alteration and wipes the output") {
   const SecretKey key(sequence_key(1));
   ChaChaPoly aead(key);
