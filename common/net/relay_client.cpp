@@ -67,12 +67,22 @@ constexpr size_t kControlQueueLimit = 1024 * 1024;  // control frames waiting to
 
 size_t ws_header_size(size_t payload) { return 2 + (payload < 126 ? 0 : payload < 65536 ? 2 : 8) + 4; }
 
-// XORs data with the 4-byte mask, eight bytes at a time (the compiler vectorises the loop).
+// XORs data with the 4-byte mask. Every byte a client sends is masked (RFC 6455), so this runs
+// over each packet: 64 bytes per round in 16-byte vector operations (SSE2 on x86-64, which -O2
+// does not vectorise on its own), then eight at a time, then bytes.
 void apply_mask(uint8_t* data, size_t n, const uint8_t mask[4]) {
+  using Block = uint64_t __attribute__((vector_size(16)));
   uint64_t m8;
-  uint8_t rep[8] = {mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]};
+  const uint8_t rep[8] = {mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]};
   std::memcpy(&m8, rep, 8);
+  const Block m16 = {m8, m8};
   size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    Block b[4];
+    std::memcpy(b, data + i, 64);
+    for (Block& x : b) x ^= m16;
+    std::memcpy(data + i, b, 64);
+  }
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
     std::memcpy(&w, data + i, 8);
