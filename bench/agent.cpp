@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/stats.hpp"
 #include "tests/support/proc.hpp"
 
 namespace fs = std::filesystem;
@@ -41,6 +42,7 @@ constexpr double kReadyTargetMs = 50;
 
 using airlock::test::read_file;
 using airlock::test::vm_rss_kib;
+using airlock::bench::median;
 
 double parse_ms(const std::string& t) {  // "2026-11-23T09:30:00.123Z" -> ms since epoch
   std::tm tm{};
@@ -87,11 +89,6 @@ Run run_once(const std::string& agent, const std::string& dir, bool measure_rss)
   kill(pid, SIGTERM);
   waitpid(pid, nullptr, 0);
   return r;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? -1 : v[v.size() / 2];
 }
 
 }  // namespace

@@ -54,6 +54,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/stats.hpp"
 #include "common/crypto/crypto.hpp"
 #include "common/net/tunnel_node.hpp"
 #include "common/net/uv.hpp"
@@ -99,6 +100,7 @@ double secs(Clock::duration d) { return duration<double>(d).count(); }
 using test::cpu_seconds;
 using test::read_file;
 using test::vm_rss_kib;
+using bench::percentile;
 
 int free_port() {
   int port = test::free_loopback_port();
@@ -509,13 +511,6 @@ class BulkSink final : public net::StreamHandler {
   bool finished_ = false;
   Clock::time_point start_, end_;
 };
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return -1;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
 
 json measure_ping(const Relay& relay) {
   net::Loop loop;

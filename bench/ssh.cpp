@@ -40,6 +40,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/stats.hpp"
 #include "tests/support/loopback.hpp"
 #include "tests/support/proc.hpp"
 #include "tests/support/ssh_client.hpp"
@@ -72,6 +73,7 @@ int free_port() {
 }
 
 using airlock::test::shell_quote;
+using airlock::bench::percentile;
 
 // A child in its own process group, killed with it at the end. stdin/stdout/stderr are given fds
 // (-1: /dev/null).
@@ -139,11 +141,6 @@ bool wait_for_text(const fs::path& file, const std::string& text, seconds timeou
   return false;
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return -1;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
 double round3(double x) { return std::round(x * 1000) / 1000; }
 
 // ---- the two ways to reach a shell -------------------------------------------------------------
