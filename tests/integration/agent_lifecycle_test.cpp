@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/health_server.hpp"
+#include "tests/support/loopback.hpp"
 
 using nlohmann::json;
 using namespace std::chrono;
@@ -571,9 +572,7 @@ TEST_CASE("metadata: values appear, output is trimmed and cut, a hanging script 
 TEST_CASE("listening ports show with their process names") {
   // The test's own listener: the agent runs outside a PID namespace here so it can see us.
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in addr = airlock::test::loopback_address(0);
   REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   REQUIRE(listen(fd, 4) == 0);
   socklen_t len = sizeof addr;
@@ -613,15 +612,8 @@ TEST_CASE("listening ports show with their process names") {
 TEST_CASE("as PID 1, a daemon the startup script leaves listening shows with its name") {
   if (!can_unshare()) return;
   // Find a free port, then let a perl daemon (perl-base is in every Debian image) listen on it.
-  int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  close(probe);
+  const int port = airlock::test::free_loopback_port();
+  REQUIRE(port > 0);
   TempDir dir;
   std::string script = "perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => q{127.0.0.1:" +
                        std::to_string(port) + "}, Listen => 5, ReuseAddr => 1) or die; sleep 60' &";

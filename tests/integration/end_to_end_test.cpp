@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/deployment.hpp"
+#include "tests/support/loopback.hpp"
 
 using namespace airlock;
 using namespace std::chrono_literals;
@@ -119,14 +120,6 @@ struct Fd {
   }
 };
 
-sockaddr_in loopback(int port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
 void set_timeouts(int fd, std::chrono::seconds t) {
   timeval tv{static_cast<time_t>(t.count()), 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -161,7 +154,7 @@ class ContentServer {
     listen_.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     ::setsockopt(listen_.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a = loopback(0);
+    sockaddr_in a = test::loopback_address(0);
     socklen_t len = sizeof a;
     if (::bind(listen_.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_.fd, 256) != 0 ||
         ::getsockname(listen_.fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
@@ -279,7 +272,7 @@ Fetched fetch(int port, uint64_t size, uint64_t seed, bool check_pattern,
   auto start = Clock::now();
   Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   set_timeouts(s.fd, timeout);
-  sockaddr_in a = loopback(port);
+  sockaddr_in a = test::loopback_address(port);
   if (::connect(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     f.error = std::string("connect: ") + std::strerror(errno);
     return f;
@@ -455,7 +448,7 @@ TEST_CASE("port-forward: a refused remote port fails that connection clearly; th
   for (int i = 0; i < 3; ++i) {
     Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     set_timeouts(s.fd, 20s);
-    sockaddr_in a = loopback(fwd.local_ports[1]);
+    sockaddr_in a = test::loopback_address(fwd.local_ports[1]);
     REQUIRE(::connect(s.fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
     char c;
     // The CLI closes the local connection: EOF (or a reset), not a hang.

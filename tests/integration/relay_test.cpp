@@ -26,6 +26,7 @@
 #include "common/relay/handshake.hpp"
 #include "common/relay/protocol.hpp"
 #include "common/token/token.hpp"
+#include "tests/support/loopback.hpp"
 #include "tests/support/process.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -220,12 +221,8 @@ class Conn {
  public:
   ~Conn() { close(); }
   bool open(int port, bool tls, const std::string& ca_file) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return false;
+    fd_ = test::connect_loopback(port);
+    if (fd_ < 0) return false;
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (!tls) return true;

@@ -38,6 +38,7 @@
 
 #include "agent/ssh/ssh_server.hpp"
 #include "common/util/log.hpp"
+#include "tests/support/deployment.hpp"
 #include "tests/support/ssh_client.hpp"
 
 namespace fs = std::filesystem;
@@ -57,6 +58,7 @@ using airlock::test::run;
 using airlock::test::RunResult;
 using airlock::test::sha256_of;
 using airlock::test::SshClient;
+using airlock::test::TempDir;
 using airlock::test::Tmux;
 using airlock::test::wait_until;
 using airlock::test::write_file;
@@ -64,20 +66,6 @@ using airlock::test::write_file;
 namespace {
 
 constexpr const char* kBlockedMessage = "file transfer is disabled in this workspace by policy";
-
-// A scratch directory removed at the end of the test case.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "airlock-ssh-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // The SSH server under test, on its own loop thread.
 class Harness {
@@ -257,8 +245,8 @@ bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
 TEST_CASE("exec: stdout, stderr and the exit status reach the client; audit notes are recorded") {
   TempDir dir;
-  Harness harness(dir.path);
-  SshClient client(dir.path, proxy_command(harness));
+  Harness harness(dir.path());
+  SshClient client(dir.path(), proxy_command(harness));
 
   RunResult r = run(client.ssh + " ws 'echo hi; echo oops >&2; exit 3'");
   CHECK(r.exit_code == 3);
@@ -266,8 +254,8 @@ TEST_CASE("exec: stdout, stderr and the exit status reach the client; audit note
   CHECK(r.err == "oops\n");
 
   // An exec that reads its stdin until EOF: the client's EOF must reach it.
-  r = run("printf 'one\\ntwo\\n' > " + (dir.path / "in").string() + "; " + client.ssh + " ws 'wc -l' < " +
-          (dir.path / "in").string());
+  r = run("printf 'one\\ntwo\\n' > " + (dir.path() / "in").string() + "; " + client.ssh + " ws 'wc -l' < " +
+          (dir.path() / "in").string());
   CHECK(r.exit_code == 0);
   CHECK(r.out.find('2') != std::string::npos);
 
@@ -287,16 +275,16 @@ TEST_CASE("exec: stdout, stderr and the exit status reach the client; audit note
 
 TEST_CASE("env: SetEnv from the client, the manifest's env and working directory") {
   TempDir dir;
-  fs::create_directories(dir.path / "work");
+  fs::create_directories(dir.path() / "work");
   SshConfig config;
   config.env = {{"AIRLOCK_MANIFEST_VAR", "from-manifest"}};
-  config.directory = (dir.path / "work").string();
-  Harness harness(dir.path, config);
-  SshClient client(dir.path, proxy_command(harness));
+  config.directory = (dir.path() / "work").string();
+  Harness harness(dir.path(), config);
+  SshClient client(dir.path(), proxy_command(harness));
 
   RunResult r = run(client.ssh + " -o SetEnv=AIRLOCK_TEST_VAR=hello ws 'echo $AIRLOCK_TEST_VAR $AIRLOCK_MANIFEST_VAR; pwd; printenv TERM || echo no-term'");
   CHECK(r.exit_code == 0);
-  CHECK(r.out == "hello from-manifest\n" + (dir.path / "work").string() + "\nno-term\n");
+  CHECK(r.out == "hello from-manifest\n" + (dir.path() / "work").string() + "\nno-term\n");
 
   // With a pty, TERM comes from the client's pty-req.
   r = run("TERM=vt220 " + client.ssh + " -tt ws 'echo term=$TERM'");
@@ -305,20 +293,20 @@ TEST_CASE("env: SetEnv from the client, the manifest's env and working directory
 
 TEST_CASE("Ctrl-C on a pty interrupts the remote process") {
   TempDir dir;
-  Harness harness(dir.path);
-  SshClient client(dir.path, proxy_command(harness));
+  Harness harness(dir.path());
+  SshClient client(dir.path(), proxy_command(harness));
 
   // The ^C is sent once the trap is set ("ready" came back).
   RunResult r = interrupt_when_ready(client.ssh + " -tt ws",
                                      "trap 'echo got-INT; exit 7' INT; echo ready; while :; do sleep 0.1; done",
-                                     dir.path / "ctrl-c.out", 90s);
+                                     dir.path() / "ctrl-c.out", 90s);
   INFO("exit ", r.exit_code, " after ", r.seconds, " s; stdout: ", r.out, "; stderr: ", r.err);
   CHECK(r.out.find("ready") != std::string::npos);
   CHECK(r.out.find("got-INT") != std::string::npos);
   CHECK(r.out.find("ssh_rc=7") != std::string::npos);
 
   // A plain `sleep 100` dies of the SIGINT; the session ends long before 100 s.
-  r = interrupt_when_ready(client.ssh + " -tt ws", "echo ready; sleep 100; echo survived", dir.path / "sleep.out", 60s);
+  r = interrupt_when_ready(client.ssh + " -tt ws", "echo ready; sleep 100; echo survived", dir.path() / "sleep.out", 60s);
   CHECK(r.exit_code != -1);
   CHECK(r.out.find("ready") != std::string::npos);  // the ^C came while the remote command ran
   CHECK(r.out.find("survived") == std::string::npos);
@@ -327,9 +315,9 @@ TEST_CASE("Ctrl-C on a pty interrupts the remote process") {
 
 TEST_CASE("interactive ssh -tt under tmux: typing, resize and exit") {
   TempDir dir;
-  Harness harness(dir.path);
-  SshClient client(dir.path, proxy_command(harness));
-  Tmux tmux(dir.path);
+  Harness harness(dir.path());
+  SshClient client(dir.path(), proxy_command(harness));
+  Tmux tmux(dir.path());
 
   REQUIRE(tmux.start(client.ssh + " -tt ws", 100, 30));
   tmux.type_line("echo hello-$((6*7))");
@@ -346,9 +334,9 @@ TEST_CASE("interactive ssh -tt under tmux: typing, resize and exit") {
 // 16 MB here, straight to the service; ssh_relay_test moves 100 MB the whole way through the relay.
 TEST_CASE("scp, sftp and rsync move 16 MB both ways intact") {
   TempDir dir;
-  Harness harness(dir.path);
-  SshClient client(dir.path, proxy_command(harness));
-  const fs::path source = dir.path / "source.bin";
+  Harness harness(dir.path());
+  SshClient client(dir.path(), proxy_command(harness));
+  const fs::path source = dir.path() / "source.bin";
   constexpr size_t kBulkBytes = 16 << 20;
   constexpr double kMegabytes = static_cast<double>(kBulkBytes) / (1 << 20);
   REQUIRE(make_random_file(source, kBulkBytes));
@@ -362,8 +350,8 @@ TEST_CASE("scp, sftp and rsync move 16 MB both ways intact") {
     MESSAGE(name << ": " << kMegabytes / r.seconds << " MB/s (" << r.seconds << " s)");
     fs::remove(result);
   };
-  const fs::path remote = dir.path / "remote.bin";  // "inside the workspace" is this machine
-  const fs::path back = dir.path / "back.bin";
+  const fs::path remote = dir.path() / "remote.bin";  // "inside the workspace" is this machine
+  const fs::path back = dir.path() / "back.bin";
 
   REQUIRE(run(client.scp() + " " + source.string() + " ws:" + remote.string()).exit_code == 0);  // warm-up
   fs::remove(remote);
@@ -374,11 +362,11 @@ TEST_CASE("scp, sftp and rsync move 16 MB both ways intact") {
   fs::copy_file(source, remote);
   transfer("scp -O download", client.scp() + " -O ws:" + remote.string() + " " + back.string(), back);
 
-  write_file(dir.path / "put.batch", "put " + source.string() + " " + remote.string() + "\n");
-  transfer("sftp put", client.sftp() + " -b " + (dir.path / "put.batch").string() + " ws", remote);
+  write_file(dir.path() / "put.batch", "put " + source.string() + " " + remote.string() + "\n");
+  transfer("sftp put", client.sftp() + " -b " + (dir.path() / "put.batch").string() + " ws", remote);
   fs::copy_file(source, remote);
-  write_file(dir.path / "get.batch", "get " + remote.string() + " " + back.string() + "\n");
-  transfer("sftp get", client.sftp() + " -b " + (dir.path / "get.batch").string() + " ws", back);
+  write_file(dir.path() / "get.batch", "get " + remote.string() + " " + back.string() + "\n");
+  transfer("sftp get", client.sftp() + " -b " + (dir.path() / "get.batch").string() + " ws", back);
 
   transfer("rsync upload", client.rsync() + " " + source.string() + " ws:" + remote.string(), remote);
   fs::copy_file(source, remote);
@@ -390,8 +378,8 @@ TEST_CASE("scp, sftp and rsync move 16 MB both ways intact") {
 
 TEST_CASE("ssh -L and ssh -W reach a port inside the workspace; ssh -R listens inside it") {
   TempDir dir;
-  Harness harness(dir.path);
-  SshClient client(dir.path, proxy_command(harness));
+  Harness harness(dir.path());
+  SshClient client(dir.path(), proxy_command(harness));
   EchoServer echo;
 
   // -W is a direct-tcpip channel on stdio, with half-close in both directions.
@@ -436,8 +424,8 @@ TEST_CASE("port policy applies to direct-tcpip") {
   EchoServer echo;
   SshConfig config;
   config.policy.ports.deny.push_back({static_cast<uint16_t>(echo.port()), static_cast<uint16_t>(echo.port())});
-  Harness harness(dir.path, config);
-  SshClient client(dir.path, proxy_command(harness));
+  Harness harness(dir.path(), config);
+  SshClient client(dir.path(), proxy_command(harness));
   RunResult r = run("printf x | " + client.ssh + " -W 127.0.0.1:" + std::to_string(echo.port()) + " ws", 30s);
   CHECK(r.exit_code == 255);  // "open failed", not a timeout
   CHECK(r.out.empty());
@@ -448,8 +436,8 @@ TEST_CASE("keepalives: the server answers the client's and sends its own") {
   TempDir dir;
   SshConfig config;
   config.keepalive_interval = 1s;
-  Harness harness(dir.path, config);
-  SshClient client(dir.path, proxy_command(harness));
+  Harness harness(dir.path(), config);
+  SshClient client(dir.path(), proxy_command(harness));
 
   // The client gives up after one unanswered keepalive: it must get answers.
   RunResult r = run(client.ssh + " -o ServerAliveInterval=1 -o ServerAliveCountMax=1 ws 'sleep 4; echo ok'", 60s);
@@ -465,19 +453,19 @@ TEST_CASE("the host key persists in the state directory across server restarts")
   TempDir dir;
   std::string first_fingerprint;
   {
-    Harness harness(dir.path);
+    Harness harness(dir.path());
     first_fingerprint = harness.fingerprint();
-    SshClient client(dir.path, proxy_command(harness));
+    SshClient client(dir.path(), proxy_command(harness));
     CHECK(run(client.ssh + " ws true").exit_code == 0);
     struct stat st {};
     REQUIRE(::stat(harness.host_key_path().c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
   }
-  CHECK(read_file(dir.path / "known_hosts").find("ssh-ed25519") != std::string::npos);
+  CHECK(read_file(dir.path() / "known_hosts").find("ssh-ed25519") != std::string::npos);
   {
-    Harness harness(dir.path);
+    Harness harness(dir.path());
     CHECK(harness.fingerprint() == first_fingerprint);
-    SshClient client(dir.path, proxy_command(harness), "", "yes");
+    SshClient client(dir.path(), proxy_command(harness), "", "yes");
     RunResult r = run(client.ssh + " ws 'echo same-key'");
     CHECK(r.exit_code == 0);
     CHECK(r.out == "same-key\n");
@@ -486,10 +474,10 @@ TEST_CASE("the host key persists in the state directory across server restarts")
     // Control: a server with another state directory is rejected by the same known_hosts.
     TempDir other;
     SshConfig config;
-    config.host_key_path = (other.path / "key").string();
-    Harness harness(dir.path, config);
+    config.host_key_path = (other.path() / "key").string();
+    Harness harness(dir.path(), config);
     CHECK(harness.fingerprint() != first_fingerprint);
-    SshClient client(dir.path, proxy_command(harness), "", "yes");
+    SshClient client(dir.path(), proxy_command(harness), "", "yes");
     CHECK(run(client.ssh + " ws true").exit_code == 255);
   }
 }
@@ -498,22 +486,22 @@ TEST_CASE("block_file_transfer refuses scp, sftp and rsync with a visible reason
   TempDir dir;
   SshConfig config;
   config.policy.block_file_transfer = true;
-  Harness harness(dir.path, config);
-  SshClient client(dir.path, proxy_command(harness));
-  const fs::path source = dir.path / "source.txt";
+  Harness harness(dir.path(), config);
+  SshClient client(dir.path(), proxy_command(harness));
+  const fs::path source = dir.path() / "source.txt";
   write_file(source, "secret\n");
-  const std::string target = " ws:" + (dir.path / "copy.txt").string();
+  const std::string target = " ws:" + (dir.path() / "copy.txt").string();
 
   struct Attempt {
     std::string name;
     std::string command;
   };
-  write_file(dir.path / "put.batch", "put " + source.string() + " " + (dir.path / "copy.txt").string() + "\n");
+  write_file(dir.path() / "put.batch", "put " + source.string() + " " + (dir.path() / "copy.txt").string() + "\n");
   std::vector<Attempt> attempts = {
       {"scp", client.scp() + " " + source.string() + target},
       {"scp -O", client.scp() + " -O " + source.string() + target},
-      {"scp -O download", client.scp() + " -O" + target + " " + (dir.path / "back.txt").string()},
-      {"sftp", client.sftp() + " -b " + (dir.path / "put.batch").string() + " ws"},
+      {"scp -O download", client.scp() + " -O" + target + " " + (dir.path() / "back.txt").string()},
+      {"sftp", client.sftp() + " -b " + (dir.path() / "put.batch").string() + " ws"},
       {"rsync", client.rsync() + " " + source.string() + target},
       {"exec sftp-server", client.ssh + " ws /usr/lib/openssh/sftp-server"},
   };
@@ -522,8 +510,8 @@ TEST_CASE("block_file_transfer refuses scp, sftp and rsync with a visible reason
     CHECK_MESSAGE(r.exit_code > 0, attempt.name);  // refused, not killed by the timeout (-1)
     CHECK_MESSAGE(r.err.find(kBlockedMessage) != std::string::npos, attempt.name << " stderr: " << r.err);
   }
-  CHECK_FALSE(fs::exists(dir.path / "copy.txt"));
-  CHECK_FALSE(fs::exists(dir.path / "back.txt"));
+  CHECK_FALSE(fs::exists(dir.path() / "copy.txt"));
+  CHECK_FALSE(fs::exists(dir.path() / "back.txt"));
 
   RunResult r = run(client.ssh + " ws 'scp -t /tmp'");
   CHECK(r.exit_code == 1);
@@ -544,7 +532,7 @@ TEST_CASE("block_file_transfer refuses scp, sftp and rsync with a visible reason
 TEST_CASE("the signal request reaches a process that has no pty") {
   // OpenSSH's client never sends "signal"; libssh's client does.
   TempDir dir;
-  Harness harness(dir.path);
+  Harness harness(dir.path());
   int fd = connect_unix(harness.socket_path());
   ssh_session session = ssh_new();
   REQUIRE(session != nullptr);
@@ -582,11 +570,11 @@ TEST_CASE("the signal request reaches a process that has no pty") {
 
 TEST_CASE("a client that goes away hangs up its processes, with or without a pty") {
   TempDir dir;
-  Harness harness(dir.path);
-  SshClient client(dir.path, proxy_command(harness));
+  Harness harness(dir.path());
+  SshClient client(dir.path(), proxy_command(harness));
   for (const char* tty : {"-T", "-tt"}) {
     CAPTURE(tty);
-    fs::path pid_file = dir.path / (std::string("pid") + tty);
+    fs::path pid_file = dir.path() / (std::string("pid") + tty);
     pid_t pid = 0;
     {
       Background session(client.ssh + " " + tty + " ws 'echo $$ > " + pid_file.string() + "; exec sleep 1000'");
@@ -601,8 +589,8 @@ TEST_CASE("a client that goes away hangs up its processes, with or without a pty
 
 TEST_CASE("garbage on the stream closes that one session; the server keeps serving") {
   TempDir dir;
-  Harness harness(dir.path);
-  SshClient client(dir.path, proxy_command(harness));
+  Harness harness(dir.path());
+  SshClient client(dir.path(), proxy_command(harness));
   for (const std::string& garbage : {std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
                                     std::string("SSH-2.0-evil\r\n") + std::string(70000, '\xff'),
                                     std::string(5000, '\0')}) {

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/support/loopback.hpp"
+
 namespace airlock::test {
 
 class HealthServer {
@@ -58,10 +60,7 @@ class HealthServer {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
+    sockaddr_in addr = loopback_address(port);
     if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd_, 16) != 0)
       throw std::runtime_error("health server: cannot listen on 127.0.0.1");
     socklen_t len = sizeof addr;

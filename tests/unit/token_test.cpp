@@ -9,9 +9,11 @@
 #include <string>
 
 #include "common/token/token.hpp"
+#include "tests/support/deployment.hpp"
 
 using namespace airlock;
 using namespace airlock::token;
+using airlock::test::TempDir;
 
 namespace {
 
@@ -37,19 +39,6 @@ std::string signed_payload(const IssuerKey& issuer, std::string_view json) {
 bool contains(const std::string& haystack, std::string_view needle) {
   return haystack.find(needle) != std::string::npos;
 }
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/airlock-token-test-XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    const std::string cmd = "rm -rf '" + path + "'";
-    (void)std::system(cmd.c_str());
-  }
-};
 
 void write_file(const std::string& path, const std::string& text, mode_t mode = 0600) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
@@ -231,7 +220,7 @@ TEST_CASE("malformed tokens are refused with a reason") {
 
 TEST_CASE("issuer key files: save with mode 0600, load back, public key forms") {
   TempDir dir;
-  const std::string path = dir.path + "/issuer.key";
+  const std::string path = (dir / "issuer.key").string();
   const IssuerKey key = IssuerKey::generate();
 
   REQUIRE(save_issuer_key(path, key).ok());
@@ -250,20 +239,20 @@ TEST_CASE("issuer key files: save with mode 0600, load back, public key forms") 
   CHECK(*load_public_key(path) == key.public_key);
   const std::string pub_b64 = crypto::key_to_base64(key.public_key);
   CHECK(*load_public_key(pub_b64) == key.public_key);
-  write_file(dir.path + "/issuer.pub", pub_b64 + "\n", 0644);
-  CHECK(*load_public_key(dir.path + "/issuer.pub") == key.public_key);
-  write_file(dir.path + "/public-line.pub", "# issuer\npublic: " + pub_b64 + "\n", 0644);
-  CHECK(*load_public_key(dir.path + "/public-line.pub") == key.public_key);
-  write_file(dir.path + "/seed-only.key", "seed: " + crypto::key_to_base64(key.seed) + "\n");
-  CHECK(*load_public_key(dir.path + "/seed-only.key") == key.public_key);
-  CHECK(load_issuer_key(dir.path + "/seed-only.key").ok());
+  write_file((dir / "issuer.pub").string(), pub_b64 + "\n", 0644);
+  CHECK(*load_public_key((dir / "issuer.pub").string()) == key.public_key);
+  write_file((dir / "public-line.pub").string(), "# issuer\npublic: " + pub_b64 + "\n", 0644);
+  CHECK(*load_public_key((dir / "public-line.pub").string()) == key.public_key);
+  write_file((dir / "seed-only.key").string(), "seed: " + crypto::key_to_base64(key.seed) + "\n");
+  CHECK(*load_public_key((dir / "seed-only.key").string()) == key.public_key);
+  CHECK(load_issuer_key((dir / "seed-only.key").string()).ok());
 
   // Saving over an existing, wider-mode file leaves a 0600 file.
-  write_file(dir.path + "/old.key", "junk", 0644);
-  REQUIRE(save_issuer_key(dir.path + "/old.key", key).ok());
-  REQUIRE(stat((dir.path + "/old.key").c_str(), &st) == 0);
+  write_file((dir / "old.key").string(), "junk", 0644);
+  REQUIRE(save_issuer_key((dir / "old.key").string(), key).ok());
+  REQUIRE(stat(((dir / "old.key").string()).c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
-  CHECK(load_issuer_key(dir.path + "/old.key").ok());
+  CHECK(load_issuer_key((dir / "old.key").string()).ok());
 }
 
 TEST_CASE("issuer key files that are wrong are refused with a reason") {
@@ -273,7 +262,7 @@ TEST_CASE("issuer key files that are wrong are refused with a reason") {
   const std::string seed = crypto::key_to_base64(key.seed);
 
   auto expect_error = [&](const std::string& text, std::string_view why) {
-    const std::string path = dir.path + "/bad.key";
+    const std::string path = (dir / "bad.key").string();
     write_file(path, text);
     const auto r = load_issuer_key(path);
     CAPTURE(text);
@@ -288,11 +277,11 @@ TEST_CASE("issuer key files that are wrong are refused with a reason") {
   expect_error("seed: " + seed + "\ncolour: blue\n", "unknown field");
   expect_error(std::string(5000, '#'), "larger than");
 
-  const auto missing = load_issuer_key(dir.path + "/nope.key");
+  const auto missing = load_issuer_key((dir / "nope.key").string());
   REQUIRE_FALSE(missing.ok());
   CHECK(contains(missing.error().message, "cannot open"));
   const auto not_a_key = load_public_key("not-a-key-or-file");
   REQUIRE_FALSE(not_a_key.ok());
   CHECK(contains(not_a_key.error().message, "neither"));
-  CHECK_FALSE(save_issuer_key(dir.path + "/no/such/dir/issuer.key", key).ok());
+  CHECK_FALSE(save_issuer_key((dir / "no/such/dir/issuer.key").string(), key).ok());
 }
