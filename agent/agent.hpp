@@ -37,8 +37,8 @@
 #include "agent/lifecycle/log_file.hpp"
 #include "agent/lifecycle/metadata_collector.hpp"
 #include "agent/lifecycle/script_process.hpp"
-#include "agent/lifecycle/uv_handle.hpp"
 #include "common/config/manifest.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/util/result.hpp"
 #include "common/workspace/agent_settings.hpp"
 #include "common/workspace/script_output.hpp"
@@ -177,8 +177,8 @@ class Agent {
   std::vector<std::string> script_env_;
 
   ChildRegistry registry_;
-  UvHandle<uv_signal_t> sigterm_;
-  UvHandle<uv_signal_t> sigint_;
+  net::UvHandle<uv_signal_t> sigterm_;
+  net::UvHandle<uv_signal_t> sigint_;
   std::unique_ptr<HealthMonitor> health_;
   std::unique_ptr<MetadataCollector> metadata_;
   std::unique_ptr<ListeningPortScanner> ports_;
@@ -196,9 +196,9 @@ class Agent {
   int shutdown_signal_ = SIGTERM;
   std::chrono::steady_clock::time_point leftovers_since_;
   bool leftovers_killed_ = false;
-  UvHandle<uv_timer_t> leftovers_timer_;
-  UvHandle<uv_timer_t> status_write_timer_;
-  UvHandle<uv_timer_t> stats_timer_;
+  net::UvHandle<uv_timer_t> leftovers_timer_;
+  net::UvHandle<uv_timer_t> status_write_timer_;
+  net::UvHandle<uv_timer_t> stats_timer_;
   bool finished_ = false;
   std::function<void(int)> on_finished_;
 

@@ -37,7 +37,7 @@
 #include <set>
 #include <vector>
 
-#include "agent/lifecycle/uv_handle.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/util/result.hpp"
 #include "common/workspace/proc_net.hpp"
 
@@ -106,8 +106,8 @@ class ChildRegistry {
   void reap_unowned_zombies(const std::set<int>& owned);
 
   uv_loop_t* loop_;
-  UvHandle<uv_signal_t> sigchld_;
-  UvHandle<uv_timer_t> sweep_;
+  net::UvHandle<uv_signal_t> sigchld_;
+  net::UvHandle<uv_timer_t> sweep_;
   std::map<int, ExitCallback> watched_;
   std::set<int> claimed_;
   uint64_t reaped_orphans_ = 0;

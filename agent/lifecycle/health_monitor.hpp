@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "agent/lifecycle/http_probe.hpp"
-#include "agent/lifecycle/uv_handle.hpp"
 #include "common/config/manifest.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/workspace/health.hpp"
 #include "common/workspace/status.hpp"
 
@@ -37,7 +37,7 @@ class HealthMonitor {
     config::App app;
     workspace::AppHealth health;
     std::optional<workspace::HttpUrl> url;
-    UvHandle<uv_timer_t> timer;
+    net::UvHandle<uv_timer_t> timer;
     std::unique_ptr<HttpProbe> probe;
     HealthMonitor* monitor = nullptr;
   };

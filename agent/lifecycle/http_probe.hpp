@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-#include "agent/lifecycle/uv_handle.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/workspace/health.hpp"
 
 namespace airlock::agent {
@@ -44,7 +44,7 @@ class HttpProbe {
   workspace::HttpUrl url_;
   std::chrono::milliseconds timeout_;
   DoneCallback done_;
-  UvHandle<uv_timer_t> timer_;
+  net::UvHandle<uv_timer_t> timer_;
   Connection* conn_ = nullptr;       // freed by its close callback
   Resolution* resolving_ = nullptr;  // freed by its callback
   bool finished_ = false;

@@ -9,7 +9,7 @@
 #include <functional>
 #include <vector>
 
-#include "agent/lifecycle/uv_handle.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/workspace/status.hpp"
 
 namespace airlock::agent {
@@ -31,7 +31,7 @@ class ListeningPortScanner {
   uv_loop_t* loop_;
   std::chrono::milliseconds interval_;
   ChangeCallback on_change_;
-  UvHandle<uv_timer_t> timer_;
+  net::UvHandle<uv_timer_t> timer_;
   std::vector<workspace::ListeningPort> ports_;
 };
 

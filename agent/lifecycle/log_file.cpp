@@ -43,7 +43,7 @@ void RotatingLog::rotate() {
 
 void RotatingLog::write_line(std::string_view line) {
   if (size_ > 0 && size_ + line.size() + 1 > max_bytes_) rotate();
-  if (!fd_) return;
+  if (!fd_.valid()) return;
   char nl = '\n';
   iovec iov[2] = {{const_cast<char*>(line.data()), line.size()}, {&nl, 1}};
   ssize_t n;

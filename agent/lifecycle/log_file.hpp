@@ -10,8 +10,8 @@
 #include <string>
 #include <string_view>
 
-#include "agent/lifecycle/uv_handle.hpp"
 #include "common/util/result.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent {
 

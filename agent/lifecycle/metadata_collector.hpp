@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "agent/lifecycle/script_process.hpp"
-#include "agent/lifecycle/uv_handle.hpp"
 #include "common/config/manifest.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/workspace/status.hpp"
 
 namespace airlock::agent {
@@ -36,7 +36,7 @@ class MetadataCollector {
   struct Item {
     config::MetadataItem spec;
     workspace::MetadataStatus status;
-    UvHandle<uv_timer_t> timer;
+    net::UvHandle<uv_timer_t> timer;
     std::unique_ptr<ScriptProcess> run;
     std::string output;
     MetadataCollector* collector = nullptr;

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include "common/util/log.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent {
 namespace {

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/lifecycle/uv_handle.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/util/result.hpp"
 
 namespace airlock::agent {
@@ -69,10 +69,10 @@ class ScriptProcess {
   ScriptSpec spec_;
   OutputCallback on_output_;
   DoneCallback on_done_;
-  UvHandle<uv_process_t> process_;
-  UvHandle<uv_pipe_t> output_;
-  UvHandle<uv_timer_t> timeout_;
-  UvHandle<uv_timer_t> drain_;
+  net::UvHandle<uv_process_t> process_;
+  net::UvHandle<uv_pipe_t> output_;
+  net::UvHandle<uv_timer_t> timeout_;
+  net::UvHandle<uv_timer_t> drain_;
   int pid_ = 0;
   bool running_ = false;
   bool eof_ = false;

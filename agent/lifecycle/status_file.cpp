@@ -7,14 +7,14 @@
 #include <cstdio>
 #include <cstring>
 
-#include "agent/lifecycle/uv_handle.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent {
 
 Status write_file_atomically(const std::string& path, std::string_view content) {
   std::string tmp = path + ".tmp";
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd) return make_error("cannot write " + tmp + ": " + std::strerror(errno));
+  if (!fd.valid()) return make_error("cannot write " + tmp + ": " + std::strerror(errno));
   while (!content.empty()) {
     ssize_t n = ::write(fd.get(), content.data(), content.size());
     if (n < 0 && errno == EINTR) continue;

@@ -142,29 +142,21 @@ Status PtyProcess::watch() {
   if (fd >= 0) {
     pidfd_.reset(fd);
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    auto* poll = new uv_poll_t{};
-    if (int rc = uv_poll_init(loop_, poll, fd); rc != 0) {
-      delete poll;
+    if (int rc = pidfd_poll_.init([&](uv_poll_t* p) { return uv_poll_init(loop_, p, fd); }); rc != 0)
       return make_error(std::string("uv_poll_init(pidfd): ") + uv_strerror(rc));
-    }
-    pidfd_poll_ = UvHandle<uv_poll_t>(poll);
-    poll->data = this;
-    int rc = uv_poll_start(poll, UV_READABLE, [](uv_poll_t* h, int, int) {
+    pidfd_poll_->data = this;
+    int rc = uv_poll_start(pidfd_poll_.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
       if (auto* self = static_cast<PtyProcess*>(h->data)) self->collect();
     });
     if (rc != 0) return make_error(std::string("uv_poll_start(pidfd): ") + uv_strerror(rc));
     return Ok{};
   }
   // No pidfd (kernel before 5.3, or a seccomp filter): SIGCHLD says when to look.
-  auto* signal_handle = new uv_signal_t{};
-  if (int rc = uv_signal_init(loop_, signal_handle); rc != 0) {
-    delete signal_handle;
+  if (int rc = sigchld_.init([&](uv_signal_t* s) { return uv_signal_init(loop_, s); }); rc != 0)
     return make_error(std::string("uv_signal_init: ") + uv_strerror(rc));
-  }
-  sigchld_ = UvHandle<uv_signal_t>(signal_handle);
-  signal_handle->data = this;
+  sigchld_->data = this;
   int rc = uv_signal_start(
-      signal_handle,
+      sigchld_.get(),
       [](uv_signal_t* h, int) {
         if (auto* self = static_cast<PtyProcess*>(h->data)) self->collect();
       },

@@ -16,9 +16,10 @@
 
 #include <uv.h>
 
-#include "agent/pty/uv_handles.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/pty/protocol.hpp"
 #include "common/util/result.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent::pty {
 
@@ -75,8 +76,8 @@ class PtyProcess {
   bool exited_ = false;
   UniqueFd master_;
   UniqueFd pidfd_;
-  UvHandle<uv_poll_t> pidfd_poll_;  // declared after pidfd_: closed before the fd it polls
-  UvHandle<uv_signal_t> sigchld_;
+  net::UvHandle<uv_poll_t> pidfd_poll_;  // declared after pidfd_: closed before the fd it polls
+  net::UvHandle<uv_signal_t> sigchld_;
   std::shared_ptr<void> claim_;  // the reaper's hands-off token until the status is collected
 };
 

@@ -39,18 +39,16 @@ Result<std::unique_ptr<PtySession>> PtySession::start(Context context, std::stri
   if (!process) return process.error();
   self->process_ = std::move(*process);
 
-  auto* poll = new uv_poll_t{};
-  if (int rc = uv_poll_init(self->context_.loop, poll, self->process_->master()); rc != 0) {
-    delete poll;
+  if (int rc = self->master_poll_.init(
+          [&](uv_poll_t* p) { return uv_poll_init(self->context_.loop, p, self->process_->master()); });
+      rc != 0) {
     return make_error(std::string("uv_poll_init(pty): ") + uv_strerror(rc));
   }
-  self->master_poll_ = UvHandle<uv_poll_t>(poll);
-  poll->data = self;
+  self->master_poll_->data = self;
   for (auto* timer : {&self->idle_timer_, &self->kill_timer_}) {
-    auto* handle = new uv_timer_t{};
-    uv_timer_init(self->context_.loop, handle);
-    handle->data = self;
-    *timer = UvHandle<uv_timer_t>(handle);
+    // uv_timer_init cannot fail (libuv only fills in the struct).
+    timer->init([&](uv_timer_t* t) { return uv_timer_init(self->context_.loop, t); });
+    (*timer)->data = self;
   }
   self->update_polling();
 

@@ -14,8 +14,8 @@
 
 #include "agent/pty/pty_config.hpp"
 #include "agent/pty/pty_process.hpp"
-#include "agent/pty/uv_handles.hpp"
 #include "agent/pty/viewer.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/pty/screen.hpp"
 
 namespace airlock::agent::pty {
@@ -87,9 +87,9 @@ class PtySession final : private PtyViewer::Owner {
   Identity creator_;
   airlock::pty::TerminalScreen screen_;
   std::unique_ptr<PtyProcess> process_;  // owns the master fd: declared before the poll on it
-  UvHandle<uv_poll_t> master_poll_;
-  UvHandle<uv_timer_t> idle_timer_;
-  UvHandle<uv_timer_t> kill_timer_;
+  net::UvHandle<uv_poll_t> master_poll_;
+  net::UvHandle<uv_timer_t> idle_timer_;
+  net::UvHandle<uv_timer_t> kill_timer_;
   std::vector<std::unique_ptr<PtyViewer>> viewers_;
   std::string pending_input_;
   std::vector<uint8_t> read_buffer_;

@@ -31,10 +31,8 @@ Status refuse(int fd, const std::string& reason) {
 PtySessions::PtySessions(uv_loop_t* loop, PtyConfig config) : loop_(loop), config_(std::move(config)) {
   // A viewer that went away must be an EPIPE for that viewer, not a signal that ends the agent.
   ::signal(SIGPIPE, SIG_IGN);
-  auto* timer = new uv_timer_t{};
-  uv_timer_init(loop_, timer);
-  timer->data = this;
-  sweep_timer_ = UvHandle<uv_timer_t>(timer);
+  sweep_timer_.init([&](uv_timer_t* t) { return uv_timer_init(loop_, t); });
+  sweep_timer_->data = this;
 }
 
 PtySessions::~PtySessions() {

@@ -18,9 +18,9 @@
 
 #include "agent/pty/pty_config.hpp"
 #include "agent/pty/pty_session.hpp"
-#include "agent/pty/uv_handles.hpp"
 #include "agent/pty/viewer.hpp"
 #include "agent/service.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/util/result.hpp"
 
 namespace airlock::agent::pty {
@@ -49,7 +49,7 @@ class PtySessions {
   PtyConfig config_;
   LingeringPipes lingering_;  // declared before the sessions: outlives what they hand it
   std::map<std::string, std::unique_ptr<PtySession>, std::less<>> sessions_;
-  UvHandle<uv_timer_t> sweep_timer_;
+  net::UvHandle<uv_timer_t> sweep_timer_;
 };
 
 }  // namespace airlock::agent::pty

@@ -14,6 +14,12 @@ std::atomic<uint64_t> g_next_viewer{1};
 
 }  // namespace
 
+// A write request that owns the bytes it writes.
+struct WriteRequest {
+  uv_write_t req{};
+  std::string bytes;
+};
+
 struct LingeringPipes::Shutdown {
   static void done(uv_shutdown_t* request, int) {
     auto* handle = reinterpret_cast<uv_pipe_t*>(request->handle);
@@ -22,11 +28,11 @@ struct LingeringPipes::Shutdown {
     // A closing handle was closed by close_all(), whose registry may be gone already.
     if (uv_is_closing(reinterpret_cast<uv_handle_t*>(handle))) return;
     registry->pipes_.erase(handle);
-    UvHandle<uv_pipe_t>::close_and_free(handle);
+    net::UvHandle<uv_pipe_t>::close_and_free(handle);
   }
 };
 
-void LingeringPipes::add(UvHandle<uv_pipe_t> pipe) {
+void LingeringPipes::add(net::UvHandle<uv_pipe_t> pipe) {
   uv_pipe_t* handle = pipe.release();
   if (handle == nullptr) return;
   handle->data = nullptr;
@@ -36,14 +42,14 @@ void LingeringPipes::add(UvHandle<uv_pipe_t> pipe) {
   // The shutdown waits for the queued writes, so the last frames reach the viewer before EOF.
   if (uv_shutdown(request, reinterpret_cast<uv_stream_t*>(handle), &Shutdown::done) != 0) {
     delete request;
-    UvHandle<uv_pipe_t>::close_and_free(handle);
+    net::UvHandle<uv_pipe_t>::close_and_free(handle);
     return;
   }
   pipes_.insert(handle);
 }
 
 void LingeringPipes::close_all() {
-  for (uv_pipe_t* handle : pipes_) UvHandle<uv_pipe_t>::close_and_free(handle);
+  for (uv_pipe_t* handle : pipes_) net::UvHandle<uv_pipe_t>::close_and_free(handle);
   pipes_.clear();
 }
 
@@ -55,18 +61,15 @@ PtyViewer::~PtyViewer() = default;
 Result<std::unique_ptr<PtyViewer>> PtyViewer::open(uv_loop_t* loop, int fd, Owner& owner, Identity who, uint16_t cols,
                                                    uint16_t rows) {
   std::unique_ptr<PtyViewer> viewer(new PtyViewer(owner, std::move(who), cols, rows));
-  auto* pipe = new uv_pipe_t{};
-  if (int rc = uv_pipe_init(loop, pipe, 0); rc != 0) {
-    delete pipe;
+  if (int rc = viewer->pipe_.init([&](uv_pipe_t* p) { return uv_pipe_init(loop, p, 0); }); rc != 0) {
     ::close(fd);
     return make_error(std::string("uv_pipe_init: ") + uv_strerror(rc));
   }
-  viewer->pipe_ = UvHandle<uv_pipe_t>(pipe);
-  if (int rc = uv_pipe_open(pipe, fd); rc != 0) {
+  if (int rc = uv_pipe_open(viewer->pipe_.get(), fd); rc != 0) {
     ::close(fd);
     return make_error(std::string("uv_pipe_open: ") + uv_strerror(rc));
   }
-  pipe->data = viewer.get();
+  viewer->pipe_->data = viewer.get();
   viewer->resume_input();
   return viewer;
 }

@@ -13,8 +13,8 @@
 
 #include <uv.h>
 
-#include "agent/pty/uv_handles.hpp"
 #include "agent/service.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/pty/protocol.hpp"
 #include "common/util/result.hpp"
 
@@ -29,7 +29,7 @@ class LingeringPipes {
   LingeringPipes& operator=(const LingeringPipes&) = delete;
   ~LingeringPipes() { close_all(); }
 
-  void add(UvHandle<uv_pipe_t> pipe);  // shuts the write side down, then closes
+  void add(net::UvHandle<uv_pipe_t> pipe);  // shuts the write side down, then closes
   void close_all();
   size_t size() const { return pipes_.size(); }
 
@@ -98,7 +98,7 @@ class PtyViewer {
   bool broken_ = false;  // a write failed; the read side reports the end
   airlock::pty::FrameDecoder decoder_{airlock::pty::Sender::client};
   std::array<char, airlock::pty::kMaxDataPayload> read_buffer_{};
-  UvHandle<uv_pipe_t> pipe_;
+  net::UvHandle<uv_pipe_t> pipe_;
 };
 
 }  // namespace airlock::agent::pty

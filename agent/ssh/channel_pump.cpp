@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/util/log.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent::ssh {
 namespace {
@@ -25,23 +26,22 @@ ChannelPump::ChannelPump(uv_loop_t* loop, ssh_session session, ssh_channel chann
 
 ChannelPump::~ChannelPump() { stop(); }
 
-ChannelPump::End* ChannelPump::add_end(Fd fd, unsigned roles) {
+ChannelPump::End* ChannelPump::add_end(UniqueFd fd, unsigned roles) {
   auto end = std::make_unique<End>();
   end->pump = this;
   end->roles = roles;
-  int rc = uv_poll_init(loop_, end->poll.get(), fd.get());
+  int rc = end->poll.init([&](uv_poll_t* p) { return uv_poll_init(loop_, p, fd.get()); });
   if (rc != 0) {
     LOG_WARN("ssh", "cannot poll fd %d: %s", fd.get(), uv_strerror(rc));
     return nullptr;
   }
-  end->poll.mark_initialized();
   end->poll->data = end.get();
   end->fd = std::move(fd);
   ends_.push_back(std::move(end));
   return ends_.back().get();
 }
 
-bool ChannelPump::attach_duplex(Fd fd, OnRemoteEof on_eof) {
+bool ChannelPump::attach_duplex(UniqueFd fd, OnRemoteEof on_eof) {
   buffer_.resize(kReadChunk);
   on_remote_eof_ = on_eof;
   out_eof_ = false;
@@ -50,7 +50,7 @@ bool ChannelPump::attach_duplex(Fd fd, OnRemoteEof on_eof) {
   return true;
 }
 
-bool ChannelPump::attach_pipes(Fd in, Fd out, Fd err) {
+bool ChannelPump::attach_pipes(UniqueFd in, UniqueFd out, UniqueFd err) {
   buffer_.resize(kReadChunk);
   on_remote_eof_ = OnRemoteEof::close_fd;
   out_eof_ = false;
@@ -213,7 +213,7 @@ void ChannelPump::finish_input() {
       in_done_ = true;
       return;
     case OnRemoteEof::close_fd:
-      in->poll.close();
+      in->poll.reset();
       in->fd.reset();
       in->events = 0;
       in_done_ = true;
@@ -223,7 +223,7 @@ void ChannelPump::finish_input() {
 
 void ChannelPump::stop() {
   for (auto& end : ends_) {
-    end->poll.close();  // before the fd: libuv must not poll a closed (or reused) fd number
+    end->poll.reset();  // before the fd: libuv must not poll a closed (or reused) fd number
     end->fd.reset();
   }
   ends_.clear();

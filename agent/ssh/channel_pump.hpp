@@ -18,6 +18,8 @@
 
 #include "agent/ssh/handles.hpp"
 #include "agent/ssh/waker.hpp"
+#include "common/net/uv_handle.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent::ssh {
 
@@ -32,9 +34,9 @@ class ChannelPump {
   ChannelPump& operator=(const ChannelPump&) = delete;
 
   // One fd both ways (pty master, socket): `on_eof` says how the client's EOF is passed on.
-  bool attach_duplex(Fd fd, OnRemoteEof on_eof);
+  bool attach_duplex(UniqueFd fd, OnRemoteEof on_eof);
   // A child's pipes: channel data -> in, out -> channel data, err -> extended data (stderr).
-  bool attach_pipes(Fd in, Fd out, Fd err);
+  bool attach_pipes(UniqueFd in, UniqueFd out, UniqueFd err);
 
   // libssh's channel callbacks forward here.
   int on_data(const void* data, uint32_t len, int is_stderr);
@@ -62,13 +64,13 @@ class ChannelPump {
   enum Role : unsigned { kIn = 1, kOut = 2, kErr = 4 };
   struct End {
     ChannelPump* pump = nullptr;
-    Fd fd;
-    UvHandle<uv_poll_t> poll;
+    UniqueFd fd;
+    net::UvHandle<uv_poll_t> poll;
     unsigned roles = 0;
     int events = 0;
   };
 
-  End* add_end(Fd fd, unsigned roles);
+  End* add_end(UniqueFd fd, unsigned roles);
   End* end_with(Role role) const;
   void handle(End* end, int status, int events);
   void read_output(End* end, bool is_stderr);

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "common/util/log.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent::ssh {
 namespace {
@@ -23,7 +24,7 @@ void set_nonblocking_cloexec(int fd) {
 
 // pipe2 with the parent's end (index `parent_end`) non-blocking; both ends close-on-exec (the
 // child gets its end through dup2, which clears the flag).
-Status make_pipe(Fd& read_end, Fd& write_end, int parent_end) {
+Status make_pipe(UniqueFd& read_end, UniqueFd& write_end, int parent_end) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return errno_error("pipe");
   read_end.reset(fds[0]);
@@ -85,7 +86,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(uv_loop_t* loop, const
 }
 
 Status ChildProcess::spawn_on_pipes(const SpawnRequest& request, ChildStdio& stdio) {
-  Fd in_r, in_w, out_r, out_w, err_r, err_w;
+  UniqueFd in_r, in_w, out_r, out_w, err_r, err_w;
   if (Status s = make_pipe(in_r, in_w, 1); !s) return s;
   if (Status s = make_pipe(out_r, out_w, 0); !s) return s;
   if (Status s = make_pipe(err_r, err_w, 0); !s) return s;
@@ -112,10 +113,13 @@ Status ChildProcess::spawn_on_pipes(const SpawnRequest& request, ChildStdio& std
   options.stdio_count = 3;
   options.stdio = child_stdio;
 
-  process_->data = this;
-  int rc = uv_spawn(loop_, process_.get(), &options);
   // uv_spawn initializes the handle even when it fails; it must be closed either way.
-  process_.mark_initialized();
+  int rc = process_.init(
+      [&](uv_process_t* p) {
+        p->data = this;
+        return uv_spawn(loop_, p, &options);
+      },
+      /*closes_on_failure=*/true);
   if (rc != 0) return make_error("cannot start " + request.program + ": " + uv_strerror(rc));
   pid_ = process_->pid;
   stdio.stdin_w = std::move(in_w);
@@ -129,7 +133,7 @@ Status ChildProcess::fork_on_pty(const SpawnRequest& request, ChildStdio& stdio)
   char tty_name[256] = {};
   struct winsize size = *request.pty;
   if (::openpty(&master_fd, &slave_fd, tty_name, nullptr, &size) != 0) return errno_error("openpty");
-  Fd master(master_fd), slave(slave_fd);
+  UniqueFd master(master_fd), slave(slave_fd);
   set_nonblocking_cloexec(master.get());
   ::fcntl(slave.get(), F_SETFD, FD_CLOEXEC);
 
@@ -164,9 +168,8 @@ Status ChildProcess::watch_pty_child() {
   if (fd >= 0) {
     pidfd_.reset(fd);
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    int rc = uv_poll_init(loop_, pidfd_poll_.get(), fd);
+    int rc = pidfd_poll_.init([&](uv_poll_t* p) { return uv_poll_init(loop_, p, fd); });
     if (rc != 0) return make_error(std::string("uv_poll_init(pidfd): ") + uv_strerror(rc));
-    pidfd_poll_.mark_initialized();
     pidfd_poll_->data = this;
     rc = uv_poll_start(pidfd_poll_.get(), UV_READABLE, [](uv_poll_t* h, int, int) {
       auto* self = static_cast<ChildProcess*>(h->data);
@@ -179,9 +182,8 @@ Status ChildProcess::watch_pty_child() {
     return Ok{};
   }
   // No pidfd (old kernel or seccomp): learn of the exit from SIGCHLD instead.
-  int rc = uv_signal_init(loop_, sigchld_.get());
+  int rc = sigchld_.init([&](uv_signal_t* s) { return uv_signal_init(loop_, s); });
   if (rc != 0) return make_error(std::string("uv_signal_init: ") + uv_strerror(rc));
-  sigchld_.mark_initialized();
   sigchld_->data = this;
   rc = uv_signal_start(sigchld_.get(), [](uv_signal_t* h, int) {
     auto* self = static_cast<ChildProcess*>(h->data);
@@ -215,9 +217,9 @@ void ChildProcess::record_exit(ExitInfo info) {
   exited_ = true;
   exit_ = info;
   claim_.reset();
-  pidfd_poll_.close();
+  pidfd_poll_.reset();
   pidfd_.reset();
-  sigchld_.close();
+  sigchld_.reset();
 }
 
 void ChildProcess::on_uv_exit(uv_process_t* handle, int64_t status, int term_signal) {

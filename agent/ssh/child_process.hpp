@@ -27,7 +27,9 @@
 
 #include "agent/ssh/handles.hpp"
 #include "agent/ssh/waker.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/util/result.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent::ssh {
 
@@ -43,10 +45,10 @@ struct SpawnRequest {
 
 // The parent's ends of the child's stdio, non-blocking and close-on-exec.
 struct ChildStdio {
-  Fd pty_master;  // pty children: read output, write input, resize
-  Fd stdin_w;     // pipe children
-  Fd stdout_r;
-  Fd stderr_r;
+  UniqueFd pty_master;  // pty children: read output, write input, resize
+  UniqueFd stdin_w;     // pipe children
+  UniqueFd stdout_r;
+  UniqueFd stderr_r;
 };
 
 struct ExitInfo {
@@ -88,11 +90,11 @@ class ChildProcess {
   bool exited_ = false;
   ExitInfo exit_;
   Waker waker_;
-  UvHandle<uv_process_t> process_;  // pipe children
+  net::UvHandle<uv_process_t> process_;  // pipe children
   std::shared_ptr<void> claim_;     // pty children: the reaper's hands-off token until reaped
-  Fd pidfd_;                        // pty children
-  UvHandle<uv_poll_t> pidfd_poll_;
-  UvHandle<uv_signal_t> sigchld_;   // pty children without pidfd support
+  UniqueFd pidfd_;                        // pty children
+  net::UvHandle<uv_poll_t> pidfd_poll_;
+  net::UvHandle<uv_signal_t> sigchld_;   // pty children without pidfd support
 };
 
 }  // namespace airlock::agent::ssh

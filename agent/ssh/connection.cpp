@@ -10,6 +10,7 @@
 #include "agent/ssh/session_channel.hpp"
 #include "common/util/bytes.hpp"
 #include "common/util/log.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent::ssh {
 namespace {
@@ -35,7 +36,7 @@ Connection::Connection(ServerContext& context, Identity identity)
       started_at_(std::chrono::steady_clock::now()) {}
 
 Status Connection::start(int fd) {
-  Fd owned(fd);
+  UniqueFd owned(fd);
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);  // children (shells, sftp-server) must not inherit the stream
 
@@ -58,9 +59,8 @@ Status Connection::start(int fd) {
   ssh_set_auth_methods(session_.get(), SSH_AUTH_METHOD_NONE | SSH_AUTH_METHOD_PUBLICKEY);
   ssh_set_blocking(session_.get(), 0);
 
-  int rc = uv_poll_init(context_.loop(), poll_.get(), fd_);
+  int rc = poll_.init([&](uv_poll_t* p) { return uv_poll_init(context_.loop(), p, fd_); });
   if (rc != 0) return make_error(std::string("ssh: uv_poll_init: ") + uv_strerror(rc));
-  poll_.mark_initialized();
   poll_->data = this;
   start_timers();
 
@@ -73,14 +73,12 @@ Status Connection::start(int fd) {
 }
 
 void Connection::start_timers() {
-  if (uv_timer_init(context_.loop(), deadline_.get()) == 0) {
-    deadline_.mark_initialized();
+  if (deadline_.init([&](uv_timer_t* t) { return uv_timer_init(context_.loop(), t); }) == 0) {
     deadline_->data = this;
     uv_timer_start(deadline_.get(), &Connection::on_deadline,
                    static_cast<uint64_t>(std::chrono::milliseconds(kLoginGrace).count()), 0);
   }
-  if (uv_timer_init(context_.loop(), keepalive_.get()) == 0) {
-    keepalive_.mark_initialized();
+  if (keepalive_.init([&](uv_timer_t* t) { return uv_timer_init(context_.loop(), t); }) == 0) {
     keepalive_->data = this;
   }
 }
@@ -94,9 +92,9 @@ void Connection::on_deadline(uv_timer_t* timer) {
 }
 
 Connection::~Connection() {
-  poll_.close();  // before libssh closes the fd
-  keepalive_.close();
-  deadline_.close();
+  poll_.reset();  // before libssh closes the fd
+  keepalive_.reset();
+  deadline_.reset();
   // Channels and forwards first: they free their libssh channels, which need the session.
   channels_.clear();
   forwards_.clear();
@@ -115,7 +113,7 @@ void Connection::close(const std::string& reason) {
   if (finished_) return;
   finished_ = true;
   close_reason_ = reason;
-  poll_.close();
+  poll_.reset();
   context_.schedule_sweep();
 }
 
@@ -176,7 +174,7 @@ void Connection::after_event() {
 }
 
 void Connection::update_socket_poll() {
-  if (finished_ || !poll_.initialized()) return;
+  if (finished_ || !poll_) return;
   int events = UV_READABLE;
   if (ssh_get_poll_flags(session_.get()) & SSH_WRITE_PENDING) events |= UV_WRITABLE;
   if (events == poll_events_) return;
@@ -198,13 +196,13 @@ int Connection::accept_user(const char* user, const char* method) {
   audit("session_start", {{"method", method}, {"os_user", context_.login_user().name}});
 
   const SshConfig& config = context_.config();
-  if (deadline_.initialized()) {
+  if (deadline_) {
     uv_timer_stop(deadline_.get());
     if (config.policy.session_lifetime.count() > 0)
       uv_timer_start(deadline_.get(), &Connection::on_deadline,
                      static_cast<uint64_t>(std::chrono::milliseconds(config.policy.session_lifetime).count()), 0);
   }
-  if (keepalive_.initialized() && config.keepalive_interval.count() > 0) {
+  if (keepalive_ && config.keepalive_interval.count() > 0) {
     uint64_t ms = static_cast<uint64_t>(std::chrono::milliseconds(config.keepalive_interval).count());
     uv_timer_start(keepalive_.get(), [](uv_timer_t* t) {
       auto* self = static_cast<Connection*>(t->data);

@@ -21,6 +21,7 @@
 #include "agent/ssh/handles.hpp"
 #include "agent/ssh/server_context.hpp"
 #include "agent/ssh/waker.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/util/result.hpp"
 
 namespace airlock::agent::ssh {
@@ -107,10 +108,10 @@ class Connection {
   UniqueEvent event_;
   int fd_ = -1;  // owned by session_ once ssh_bind_accept_fd succeeded
   ssh_server_callbacks_struct server_callbacks_{};
-  UvHandle<uv_poll_t> poll_;
+  net::UvHandle<uv_poll_t> poll_;
   int poll_events_ = 0;
-  UvHandle<uv_timer_t> keepalive_;
-  UvHandle<uv_timer_t> deadline_;  // login grace, then the policy's session lifetime
+  net::UvHandle<uv_timer_t> keepalive_;
+  net::UvHandle<uv_timer_t> deadline_;  // login grace, then the policy's session lifetime
   std::vector<std::unique_ptr<Channel>> channels_;
   std::vector<std::unique_ptr<RemoteForward>> forwards_;
 };

@@ -12,6 +12,7 @@
 
 #include "agent/ssh/channel_pump.hpp"
 #include "common/util/log.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent::ssh {
 namespace {
@@ -119,7 +120,7 @@ class TcpChannel final : public Channel {
   }
 
   // direct-tcpip to a connected (or connecting) socket.
-  void start(Fd socket) {
+  void start(UniqueFd socket) {
     pump_ = std::make_unique<ChannelPump>(connection_.context().loop(), connection_.session(), channel_.get(),
                                           connection_.waker());
     if (!pump_->attach_duplex(std::move(socket), ChannelPump::OnRemoteEof::shutdown_write)) {
@@ -149,7 +150,7 @@ class TcpChannel final : public Channel {
   }
 
   // forwarded-tcpip: opens the channel towards the client, then carries `socket`.
-  void open_reverse(Reverse reverse, Fd socket) {
+  void open_reverse(Reverse reverse, UniqueFd socket) {
     reverse_ = std::move(reverse);
     pending_socket_ = std::move(socket);
     opening_ = true;
@@ -206,7 +207,7 @@ class TcpChannel final : public Channel {
                status != 0 ? uv_strerror(status) : std::strerror(errno));
       self->close_channel();
     } else {
-      self->start(Fd(fd));
+      self->start(UniqueFd(fd));
     }
     waker();
   }
@@ -224,7 +225,7 @@ class TcpChannel final : public Channel {
   uv_getaddrinfo_t* resolving_ = nullptr;
   std::string port_text_;
   Reverse reverse_;
-  Fd pending_socket_;
+  UniqueFd pending_socket_;
   bool opening_ = false;
   bool remote_eof_ = false;
   bool eof_sent_ = false;
@@ -253,7 +254,7 @@ int open_direct_tcpip(Connection& connection, ssh_message message) {
 
   sockaddr_storage address{};
   socklen_t length = 0;
-  Fd socket;
+  UniqueFd socket;
   bool local = resolve_locally(host, port, address, length);
   if (local) {
     socket.reset(connect_nonblocking(reinterpret_cast<sockaddr*>(&address), length));
@@ -313,7 +314,7 @@ int handle_global_request(Connection& connection, ssh_message message) {
 RemoteForward::RemoteForward(Connection& connection, std::string address, int port)
     : connection_(connection), address_(std::move(address)), port_(port) {}
 
-RemoteForward::~RemoteForward() { poll_.close(); }
+RemoteForward::~RemoteForward() { poll_.reset(); }
 
 Status RemoteForward::listen() {
   sockaddr_in bind_to{};
@@ -336,9 +337,8 @@ Status RemoteForward::listen() {
   ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&bind_to), &length);
   port_ = ntohs(bind_to.sin_port);
 
-  int rc = uv_poll_init(connection_.context().loop(), poll_.get(), fd_.get());
+  int rc = poll_.init([&](uv_poll_t* p) { return uv_poll_init(connection_.context().loop(), p, fd_.get()); });
   if (rc != 0) return make_error(std::string("uv_poll_init: ") + uv_strerror(rc));
-  poll_.mark_initialized();
   poll_->data = this;
   rc = uv_poll_start(poll_.get(), UV_READABLE, [](uv_poll_t* h, int status, int) {
     auto* self = static_cast<RemoteForward*>(h->data);
@@ -355,7 +355,7 @@ void RemoteForward::accept_one() {
   for (int i = 0; i < kAcceptsPerEvent; ++i) {
     sockaddr_storage peer{};
     socklen_t length = sizeof(peer);
-    Fd socket(::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    UniqueFd socket(::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!socket.valid()) return;
     if (!connection_.can_add_channel() || connection_.finished()) continue;  // dropped: closes it
     char peer_host[INET6_ADDRSTRLEN] = "127.0.0.1";

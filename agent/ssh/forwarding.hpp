@@ -11,6 +11,8 @@
 #include <libssh/libssh.h>
 
 #include "agent/ssh/connection.hpp"
+#include "common/net/uv_handle.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent::ssh {
 
@@ -37,8 +39,8 @@ class RemoteForward {
   Connection& connection_;
   std::string address_;  // as the client asked (echoed back in forwarded-tcpip opens)
   int port_;
-  Fd fd_;
-  UvHandle<uv_poll_t> poll_;
+  UniqueFd fd_;
+  net::UvHandle<uv_poll_t> poll_;
 };
 
 }  // namespace airlock::agent::ssh

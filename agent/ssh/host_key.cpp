@@ -9,13 +9,14 @@
 #include <filesystem>
 
 #include "common/util/log.hpp"
+#include "common/util/unique_fd.hpp"
 
 namespace airlock::agent::ssh {
 namespace {
 
 Status write_private_file(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd.valid()) return errno_error("ssh host key: cannot create " + tmp);
   ::fchmod(fd.get(), 0600);  // O_CREAT's mode is masked by umask; a reused tmp keeps its old mode
   size_t off = 0;

@@ -10,6 +10,7 @@
 
 #include "agent/ssh/channel_pump.hpp"
 #include "agent/ssh/child_process.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/ssh/command_policy.hpp"
 #include "common/util/log.hpp"
 
@@ -65,7 +66,7 @@ class SessionChannel final : public Channel {
     // into this object after it is gone.
     ssh_remove_channel_callbacks(channel_.get(), &callbacks_);
     if (!closed_ && !peer_closed_ && ssh_channel_is_open(channel_.get())) ssh_channel_close(channel_.get());
-    grace_.close();
+    grace_.reset();
     if (pump_) pump_->stop();  // closing a pty master hangs up the terminal: SIGHUP to the job
     if (process_ && !process_->exited()) {
       process_->signal(SIGHUP);
@@ -89,8 +90,7 @@ class SessionChannel final : public Channel {
     pump_->update();
     if (process_ && process_->exited()) {
       if (pty_ && !pump_->output_eof()) {
-        if (!grace_.initialized() && uv_timer_init(connection_.context().loop(), grace_.get()) == 0) {
-          grace_.mark_initialized();
+        if (!grace_ && grace_.init([&](uv_timer_t* t) { return uv_timer_init(connection_.context().loop(), t); }) == 0) {
           grace_->data = this;
           uv_timer_start(grace_.get(), [](uv_timer_t* t) {
             auto* self = static_cast<SessionChannel*>(t->data);
@@ -320,7 +320,7 @@ class SessionChannel final : public Channel {
   std::map<std::string, std::string> client_env_;
   std::unique_ptr<ChildProcess> process_;
   std::unique_ptr<ChannelPump> pump_;
-  UvHandle<uv_timer_t> grace_;
+  net::UvHandle<uv_timer_t> grace_;
   std::optional<ExitInfo> exit_;
   bool refused_ = false;
   bool remote_eof_ = false;

@@ -10,6 +10,7 @@
 #include "agent/ssh/child_process.hpp"
 #include "agent/ssh/connection.hpp"
 #include "agent/ssh/host_key.hpp"
+#include "common/net/uv_handle.hpp"
 #include "common/util/log.hpp"
 
 namespace airlock::agent::ssh {
@@ -54,7 +55,7 @@ class SshServer::Impl final : public ServerContext {
   ~Impl() override {
     connections_.clear();  // may hand children to adopt()
     orphans_.clear();
-    sweeper_.close();
+    sweeper_.reset();
   }
 
   Status init() {
@@ -70,8 +71,8 @@ class SshServer::Impl final : public ServerContext {
     user_ = current_user();
     sftp_server_ = find_sftp_server(config_.sftp_server_path);
     if (sftp_server_.empty()) LOG_WARN("ssh", "no sftp-server found: the sftp subsystem (and scp) will be refused");
-    if (uv_idle_init(loop_, sweeper_.get()) != 0) return make_error("ssh: uv_idle_init failed");
-    sweeper_.mark_initialized();
+    if (sweeper_.init([&](uv_idle_t* i) { return uv_idle_init(loop_, i); }) != 0)
+      return make_error("ssh: uv_idle_init failed");
     sweeper_->data = this;
     uv_unref(reinterpret_cast<uv_handle_t*>(sweeper_.get()));
     LOG_INFO("ssh", "ssh service ready: host key %s, sessions run as %s (%s)", fingerprint_.c_str(), user_.name.c_str(),
@@ -113,7 +114,7 @@ class SshServer::Impl final : public ServerContext {
   }
 
   void schedule_sweep() override {
-    if (!sweeper_.initialized() || uv_is_active(reinterpret_cast<uv_handle_t*>(sweeper_.get()))) return;
+    if (!sweeper_ || uv_is_active(reinterpret_cast<uv_handle_t*>(sweeper_.get()))) return;
     uv_idle_start(sweeper_.get(), [](uv_idle_t* h) {
       auto* self = static_cast<Impl*>(h->data);
       if (self == nullptr) return;
@@ -141,7 +142,7 @@ class SshServer::Impl final : public ServerContext {
   std::string sftp_server_;
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<std::unique_ptr<ChildProcess>> orphans_;
-  UvHandle<uv_idle_t> sweeper_;
+  net::UvHandle<uv_idle_t> sweeper_;
 };
 
 Result<std::unique_ptr<SshServer>> SshServer::create(uv_loop_t* loop, SshConfig config) {
