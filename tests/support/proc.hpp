@@ -25,13 +25,17 @@ inline std::string read_file(const std::filesystem::path& path) {
 }
 
 // VmRSS of a process in KiB, or -1.
-inline long vm_rss_kib(pid_t pid) {
+// A "<field>: <n> kB" line of /proc/<pid>/status (VmRSS, RssAnon, RssFile, ...), or -1.
+inline long status_kib(pid_t pid, const std::string& field) {
   std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
+  const std::string prefix = field + ":";
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    if (line.rfind(prefix, 0) == 0) return std::atol(line.c_str() + prefix.size());
   return -1;
 }
+
+inline long vm_rss_kib(pid_t pid) { return status_kib(pid, "VmRSS"); }
 
 // utime + stime of a process (fields 14 and 15 of /proc/<pid>/stat), in seconds; 0 if it is gone.
 inline double cpu_seconds(pid_t pid) {
