@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 
 #include <libwebsockets.h>
 
@@ -21,6 +22,10 @@ size_t page_size() {
 
 size_t round_to_pages(size_t n) { return (n + page_size() - 1) / page_size() * page_size(); }
 
+// lws 4.1 tags a server link's buffer "wsi->ws->rx_ubuf" (earlier releases "rx_ubuf"). Under any
+// other tag the buffer simply comes from malloc, as without this pool.
+bool is_receive_buffer(const char* reason) { return reason && std::strstr(reason, "rx_ubuf") != nullptr; }
+
 void* lws_allocator(void* ptr, size_t size, const char* reason) {
   return ReceiveBufferPool::process_pool().reallocate(ptr, size, reason);
 }
@@ -28,7 +33,7 @@ void* lws_allocator(void* ptr, size_t size, const char* reason) {
 }  // namespace
 
 ReceiveBufferPool::~ReceiveBufferPool() {
-  for (auto& [base, arena] : arenas_) munmap(arena.base, arena.bytes);
+  for (uintptr_t base : arenas_) munmap(reinterpret_cast<void*>(base), arena_bytes());
 }
 
 ReceiveBufferPool& ReceiveBufferPool::process_pool() {
@@ -38,12 +43,6 @@ ReceiveBufferPool& ReceiveBufferPool::process_pool() {
 }
 
 void ReceiveBufferPool::install_for_lws() { lws_set_allocator(lws_allocator); }
-
-bool ReceiveBufferPool::is_receive_buffer(const char* reason) {
-  // lws 4.1 tags a server link's buffer "wsi->ws->rx_ubuf" (earlier releases "rx_ubuf"). Under any
-  // other tag the buffer simply comes from malloc, as without this pool.
-  return reason && std::strstr(reason, "rx_ubuf") != nullptr;
-}
 
 void* ReceiveBufferPool::reallocate(void* ptr, size_t size, const char* reason) {
   if (ptr && owns(ptr)) {
@@ -73,15 +72,14 @@ void* ReceiveBufferPool::take_slot(size_t size) {
   if (slot_bytes_ == 0) slot_bytes_ = bytes;
   if (bytes != slot_bytes_) return nullptr;  // a second size: malloc serves it
   if (free_.empty()) {
-    const size_t arena_bytes = slot_bytes_ * kSlotsPerArena;
-    void* base = mmap(nullptr, arena_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* base = mmap(nullptr, arena_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED) {
-      LOG_WARN("relay", "cannot map %zu bytes for link receive buffers (%s); using malloc", arena_bytes,
+      LOG_WARN("relay", "cannot map %zu bytes for link receive buffers (%s); using malloc", arena_bytes(),
                std::strerror(errno));
       return nullptr;
     }
     auto* b = static_cast<uint8_t*>(base);
-    arenas_.emplace(reinterpret_cast<uintptr_t>(b), Arena{b, arena_bytes});
+    arenas_.insert(reinterpret_cast<uintptr_t>(b));
     // Lowest address last, so it is handed out first.
     for (size_t i = kSlotsPerArena; i-- > 0;) free_.push_back(b + i * slot_bytes_);
   }
@@ -98,13 +96,10 @@ void ReceiveBufferPool::give_back(void* p) {
   --in_use_;
 }
 
-const ReceiveBufferPool::Arena* ReceiveBufferPool::arena_of(const void* p) const {
+bool ReceiveBufferPool::owns(const void* p) const {
   const auto addr = reinterpret_cast<uintptr_t>(p);
-  auto it = arenas_.upper_bound(addr);
-  if (it == arenas_.begin()) return nullptr;
-  --it;
-  const Arena& a = it->second;
-  return addr < it->first + a.bytes ? &a : nullptr;
+  auto it = arenas_.upper_bound(addr);  // the first arena after p; p can only be in the one before
+  return it != arenas_.begin() && addr < *std::prev(it) + arena_bytes();
 }
 
 }  // namespace airlock::relayd

@@ -18,7 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
+#include <set>
 #include <vector>
 
 namespace airlock::relayd {
@@ -38,25 +38,18 @@ class ReceiveBufferPool {
   static void install_for_lws();
   static ReceiveBufferPool& process_pool();
 
-  // Whether lws's tag names a per-link receive buffer.
-  static bool is_receive_buffer(const char* reason);
-
   size_t slots_in_use() const { return in_use_; }
   size_t slot_bytes() const { return slot_bytes_; }
-  bool owns(const void* p) const { return arena_of(p) != nullptr; }
+  bool owns(const void* p) const;
 
  private:
-  struct Arena {
-    uint8_t* base;
-    size_t bytes;
-  };
   void* take_slot(size_t size);
   void give_back(void* p);
-  const Arena* arena_of(const void* p) const;
+  size_t arena_bytes() const { return slot_bytes_ * kSlotsPerArena; }
 
   static constexpr size_t kSlotsPerArena = 256;
   size_t slot_bytes_ = 0;  // set by the first receive buffer; one size per process (one protocol)
-  std::map<uintptr_t, Arena> arenas_;  // by base address
+  std::set<uintptr_t> arenas_;  // base addresses of the mappings, each arena_bytes() long
   std::vector<void*> free_;
   size_t in_use_ = 0;
 };
