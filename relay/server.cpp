@@ -15,10 +15,11 @@ using namespace std::chrono;
 namespace {
 
 // lws keeps pointers into this table until its teardown finishes (after the Relay is gone), so it
-// lives for the whole process. The link protocol's receive chunk is set from the config at start.
+// lives for the whole process. The link protocol's receive buffer size (0 here) is set from the
+// config at start.
 lws_protocols g_protocols[] = {
     {"http", Relay::http_callback, sizeof(HttpSession), 0, 0, nullptr, 0},
-    {"airlock-relay.v1", Relay::link_callback, sizeof(Peer*), 2048, 0, nullptr, relay::kMaxFrameSize + LWS_PRE},
+    {"airlock-relay.v1", Relay::link_callback, sizeof(Peer*), 0, 0, nullptr, relay::kMaxFrameSize + LWS_PRE},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
 
