@@ -317,7 +317,12 @@ class Writer {
 
 Bytes encode(const Frame& frame, size_t headroom) {
   Bytes out(headroom + encoded_size(frame));
-  Writer w(out.data() + headroom);
+  encode_into(frame, out.data() + headroom);
+  return out;
+}
+
+void encode_into(const Frame& frame, uint8_t* out) {
+  Writer w(out);
   w.u8(static_cast<uint8_t>(frame_type(frame)));
   struct Visitor {
     Writer& w;
@@ -347,7 +352,6 @@ Bytes encode(const Frame& frame, size_t headroom) {
     void operator()(const ErrorFrame& e) const { w.text(e.text); }
   };
   std::visit(Visitor{w}, frame);
-  return out;
 }
 
 void rewrite_send_as_recv(MutableByteView frame, const PeerKey& src) {

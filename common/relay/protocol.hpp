@@ -208,6 +208,8 @@ size_t encoded_size(const Frame& frame);
 // Encodes a well-formed frame (the caller keeps to the limits; decode() of the result succeeds).
 // headroom zero bytes come first so link code can prepend transport headers without a copy.
 Bytes encode(const Frame& frame, size_t headroom = 0);
+// The same bytes written to out, which has room for encoded_size(frame) of them.
+void encode_into(const Frame& frame, uint8_t* out);
 
 // Rewrites an encoded send_packet frame into the recv_packet the destination receives: same
 // size, type byte and key replaced. frame must be a send_packet that decode() accepted.
