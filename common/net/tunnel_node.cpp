@@ -10,26 +10,12 @@ namespace airlock::net {
 
 namespace {
 std::string key_text(const crypto::Key& k) { return log::short_key(crypto::key_to_base64(k)); }
-
-// Stream windows stop growing at 4 MiB, not at the core's 16 MiB default. A bulk stream's bytes in
-// flight wait in FIFO TCP buffers on the way (the relay's receive buffer while it pauses a sender)
-// where no interactive frame can pass them, and the window grows on the smoothed RTT, which that
-// very queueing inflates, so it always reached the maximum. bench_portforward, pings on the tunnel
-// of a running download: p50/p99 40/212 ms at 16 MiB, 12/59 ms at 4 MiB, 4/24 ms at 1 MiB, the
-// download as fast. 4 MiB still fills 320 Mbit/s per stream at 100 ms.
-constexpr uint64_t kMaxStreamWindow = 4 * 1024 * 1024;
-
-stream::Config session_config() {
-  stream::Config c;
-  c.max_window = kMaxStreamWindow;
-  return c;
-}
 }  // namespace
 
 // ---- PeerLink -----------------------------------------------------------------------------------
 
 PeerLink::PeerLink(TunnelNode& node, const crypto::Key& key, stream::Role role)
-    : node_(node), key_(key), session_(role, session_config()) {}
+    : node_(node), key_(key), session_(role, stream::Config{}) {}
 
 // The node is going away: handlers hear on_closed (so they can free themselves) but no reset.
 PeerLink::~PeerLink() {

@@ -139,7 +139,8 @@ static_assert(kMinPayloadSize <= kMaxPayloadSize);
 // Flow control. Every stream starts with this much credit each way; the receiver's window then
 // grows (doubling) while credit is being used up faster than one window per two RTTs.
 constexpr uint64_t kInitialWindow = 64 * 1024;
-constexpr uint64_t kDefaultMaxWindow = 16 * 1024 * 1024;
+constexpr uint64_t kDefaultMaxWindow = 16 * 1024 * 1024;            // bulk streams
+constexpr uint64_t kDefaultMaxInteractiveWindow = 4 * 1024 * 1024;  // interactive streams
 
 // ---- frames ------------------------------------------------------------------------------------
 // Decoded frames borrow from the payload they were decoded from (views, not copies).

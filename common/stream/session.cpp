@@ -84,6 +84,7 @@ std::string_view cut(std::string_view s, size_t n) { return s.substr(0, std::min
 Session::Session(Role role, Config config)
     : role_(role), config_(config), next_local_id_(role == Role::initiator ? 1 : 2) {
   if (config_.max_window < kInitialWindow) config_.max_window = kInitialWindow;
+  if (config_.max_interactive_window < kInitialWindow) config_.max_interactive_window = kInitialWindow;
   if (config_.min_rto <= Duration::zero()) config_.min_rto = 1ms;
   if (config_.max_rto < config_.min_rto) config_.max_rto = config_.min_rto;
 }
@@ -168,7 +169,7 @@ Result<StreamId> Session::open(std::string_view service, const nlohmann::json& a
 
   StreamId id = next_local_id_;
   next_local_id_ += 2;
-  auto [it, inserted] = streams_.try_emplace(id, config_.max_window);
+  auto [it, inserted] = streams_.try_emplace(id, max_window(priority));
   Stream& s = it->second;
   s.id = id;
   s.priority = priority;
@@ -464,7 +465,7 @@ void Session::handle_open(const OpenFrame& f) {
   }
   highest = id;
 
-  auto [it, inserted] = streams_.try_emplace(id, config_.max_window);
+  auto [it, inserted] = streams_.try_emplace(id, max_window(f.h.lane));
   Stream& s = it->second;
   s.id = id;
   s.priority = f.h.lane;

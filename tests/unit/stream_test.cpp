@@ -247,6 +247,27 @@ TEST_CASE("windows grow to the bandwidth-delay product: 16 MiB on a long fat lin
   CHECK_FALSE(sim.b.apps[id].corrupt);
 }
 
+TEST_CASE("an interactive stream's window stops at 4 MiB where a bulk one goes on to 16 MiB") {
+  Sim sim;
+  sim.set_links(125e6, 100ms);  // the long fat link above: both would grow to 16 MiB
+  StreamId bulk = sim.a.open("sftp", Priority::bulk, 1'000'000'000, false);
+  StreamId interactive = sim.a.open("pty", Priority::interactive, 1'000'000'000, false);
+  uint64_t bulk_window = 0, interactive_window = 0;
+  sim.run_until(
+      [&] {
+        if (auto st = sim.b.session.stream_stats(bulk)) bulk_window = std::max(bulk_window, st->recv_window);
+        if (auto st = sim.b.session.stream_stats(interactive))
+          interactive_window = std::max(interactive_window, st->recv_window);
+        return bulk_window >= kDefaultMaxWindow;
+      },
+      60s);
+  MESSAGE("bulk window " << bulk_window << " bytes, interactive window " << interactive_window << " bytes");
+  CHECK(bulk_window == kDefaultMaxWindow);
+  CHECK(interactive_window == kDefaultMaxInteractiveWindow);
+  CHECK_FALSE(sim.b.apps[bulk].corrupt);
+  CHECK_FALSE(sim.b.apps[interactive].corrupt);
+}
+
 TEST_CASE("windows stay small on a link with a small bandwidth-delay product") {
   Sim sim;
   sim.set_links(20e6, 100us);  // 20 MB/s, 0.2 ms round trip
