@@ -1,5 +1,5 @@
-// Durations as people type them on command lines: "500ms", "5s", "30m", "1h", "7d", or a bare
-// number of seconds.
+// Durations as people type them on command lines: "500ms", "5s", "30m", "1h", "7d", "2m30s", or a
+// bare number of seconds. format_duration() writes what parse_duration() reads back.
 #pragma once
 
 #include <chrono>
@@ -11,6 +11,6 @@
 namespace airlock {
 
 Result<std::chrono::milliseconds> parse_duration(std::string_view text);
-std::string format_duration(std::chrono::milliseconds d);  // "1h30m", "5s", "250ms"
+std::string format_duration(std::chrono::milliseconds d);  // "1h30m", "5s", "250ms", "1s500ms"
 
 }  // namespace airlock
