@@ -8,6 +8,7 @@
 #include "common/net/uv.hpp"
 #include "common/util/duration.hpp"
 #include "common/util/log.hpp"
+#include "common/util/size.hpp"
 #include "relay/keys.hpp"
 #include "relay/relay.hpp"
 
@@ -16,27 +17,29 @@ using namespace airlock::relayd;
 
 namespace {
 
-// "65536", "64KiB", "64k", "1MiB", "8M", "1GiB": binary units.
-Result<uint64_t> parse_size(const std::string& text) {
-  size_t i = 0;
-  uint64_t v = 0;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-    if (v > (uint64_t{1} << 50)) return make_error("too large");
-    v = v * 10 + static_cast<uint64_t>(text[i++] - '0');
-  }
-  if (i == 0) return make_error("not a size");
-  std::string unit = text.substr(i);
-  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  uint64_t mult = 1;
-  if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kib" || unit == "kb") mult = 1024;
-  else if (unit == "m" || unit == "mib" || unit == "mb") mult = 1024 * 1024;
-  else if (unit == "g" || unit == "gib" || unit == "gb") mult = 1024ull * 1024 * 1024;
-  else return make_error("unknown unit \"" + unit + "\"");
-  return v * mult;
-}
-
+// The flags as typed. Their defaults are Config's (the protocol's constants), written the way
+// --help shows them and the parsers below read them back.
 struct Flags {
+  explicit Flags(const Config& d)
+      : max_packet(format_size(d.max_packet_bytes)),
+        queue_high(format_size(d.queue_high_bytes)),
+        queue_low(format_size(d.queue_low_bytes)),
+        queue_hard_cap(format_size(d.queue_hard_cap_bytes)),
+        control_queue(format_size(d.control_queue_bytes)),
+        rate(format_size(static_cast<uint64_t>(d.rate_bytes_per_second))),
+        rate_burst(format_size(static_cast<uint64_t>(d.rate_burst_bytes))),
+        control_per_sec(d.control_per_second),
+        control_burst(d.control_burst),
+        hello_timeout(format_duration(d.hello_timeout)),
+        keepalive(format_duration(d.keepalive_interval)),
+        idle_timeout(format_duration(d.idle_timeout)),
+        restart_reconnect_in(format_duration(d.restart_reconnect_in)),
+        restart_try_for(format_duration(d.restart_try_for)),
+        shutdown_grace(format_duration(d.shutdown_grace)),
+        pair_linger(format_duration(d.pair_linger)),
+        max_connections(d.max_connections),
+        ws_rx_buffer(format_size(d.ws_rx_buffer_bytes)) {}
+
   std::string listen = "0.0.0.0:7443";
   std::string tls_cert, tls_key;
   bool plain_on_tls_port = false;
@@ -44,14 +47,14 @@ struct Flags {
   std::string state_dir = "./.airlock-relay";
   std::string issuer_public_key;
   std::string relay_key;
-  std::string max_packet = "64KiB";
-  std::string queue_high = "1MiB", queue_low = "256KiB", queue_hard_cap = "8MiB", control_queue = "256KiB";
-  std::string rate = "1GiB", rate_burst = "16MiB";
-  double control_per_sec = relay::kControlFramesPerSecond, control_burst = relay::kControlFramesBurst;
-  std::string hello_timeout = "10s", keepalive = "60s", idle_timeout = "150s";
-  std::string restart_reconnect_in = "1000ms", restart_try_for = "60s", shutdown_grace = "3s", pair_linger = "2m";
-  size_t max_connections = 10000;
-  std::string ws_rx_buffer = "64KiB";
+  std::string max_packet;
+  std::string queue_high, queue_low, queue_hard_cap, control_queue;
+  std::string rate, rate_burst;
+  double control_per_sec, control_burst;
+  std::string hello_timeout, keepalive, idle_timeout;
+  std::string restart_reconnect_in, restart_try_for, shutdown_grace, pair_linger;
+  size_t max_connections;
+  std::string ws_rx_buffer;
   std::string dev_token_ttl = "24h";
   std::string log_level;
 };
@@ -63,7 +66,7 @@ struct Flags {
 
 uint64_t size_flag(const std::string& flag, const std::string& text, uint64_t min, uint64_t max) {
   auto v = parse_size(text);
-  if (!v) fail(flag + " \"" + text + "\": " + v.error().message + " (examples: 65536, 64KiB, 8MiB)");
+  if (!v) fail(flag + " " + v.error().message);
   if (*v < min || *v > max)
     fail(flag + " " + text + " is out of range: give between " + std::to_string(min) + " and " + std::to_string(max) +
          " bytes");
@@ -110,7 +113,7 @@ std::string display_host(const std::string& host) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::signal(SIGPIPE, SIG_IGN);
-  Flags f;
+  Flags f{Config{}};
   CLI::App app{
       "airlock-relay: the Airlock relay. Peers (agents, CLIs) connect over WebSocket (ws:// or wss://, "
       "subprotocol airlock-relay.v1); the relay forwards their end-to-end encrypted packets by public key, "
