@@ -23,7 +23,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -54,6 +53,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/openssh.hpp"
 #include "bench/stats.hpp"
 #include "common/crypto/crypto.hpp"
 #include "common/net/tunnel_node.hpp"
@@ -336,9 +336,7 @@ double download(int port, uint64_t bytes) {
 
 // ---- OpenSSH -------------------------------------------------------------------------------------
 
-int run_quiet(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
-
-// sshd -D with its own config, host key and authorized key on a free loopback port, and
+// sshd -D of our own on a free loopback port (bench/openssh.hpp), and
 // `ssh -N -L local:127.0.0.1:remote` through it.
 struct SshForward {
   std::unique_ptr<Child> sshd, ssh;
@@ -346,44 +344,23 @@ struct SshForward {
   std::string error;
 
   SshForward(const fs::path& dir, int remote_port) {
-    fs::create_directories(dir);
-    std::string d = dir.string();
-    if (run_quiet("ssh-keygen -q -t ed25519 -N '' -f " + d + "/host_key") != 0 ||
-        run_quiet("ssh-keygen -q -t ed25519 -N '' -f " + d + "/user_key") != 0) {
-      error = "ssh-keygen failed";
+    auto server = airlock::bench::prepare_loopback_sshd(dir, free_port());
+    if (!server.error.empty()) {
+      error = server.error;
       return;
     }
-    fs::copy_file(dir / "user_key.pub", dir / "authorized_keys");
-    chmod((dir / "authorized_keys").c_str(), 0600);
-    // sshd (as root) wants its privilege separation directory, which a service manager usually makes.
-    if (geteuid() == 0 && !fs::exists("/run/sshd")) {
-      note("creating /run/sshd (sshd's privilege separation directory)");
-      std::error_code ec;
-      fs::create_directories("/run/sshd", ec);
-      chmod("/run/sshd", 0755);
-    }
-    int port = free_port();
-    const passwd* pw = getpwuid(geteuid());
-    std::string user = pw ? pw->pw_name : "root";
-    std::ofstream(dir / "sshd_config") << "Port " << port << "\nListenAddress 127.0.0.1\nHostKey " << d
-                                       << "/host_key\nAuthorizedKeysFile " << d
-                                       << "/authorized_keys\nPidFile none\nUsePAM no\nStrictModes no\n"
-                                          "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-                                          "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
-                                          "AllowTcpForwarding yes\nLogLevel ERROR\n";
-    sshd = std::make_unique<Child>(std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", d + "/sshd_config"},
-                                   std::vector<std::pair<std::string, std::string>>{}, dir / "sshd.log");
-    if (!wait_port(port, 10s)) {
+    sshd = std::make_unique<Child>(server.argv, std::vector<std::pair<std::string, std::string>>{}, server.log);
+    if (!wait_port(server.port, 10s)) {
       error = "sshd did not start: " + sshd->output();
       return;
     }
     local_port = free_port();
     ssh = std::make_unique<Child>(
-        std::vector<std::string>{"/usr/bin/ssh", "-F", "/dev/null", "-i", d + "/user_key", "-o", "StrictHostKeyChecking=no",
-                                 "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o",
-                                 "ExitOnForwardFailure=yes", "-N", "-L",
+        std::vector<std::string>{"/usr/bin/ssh", "-F", "/dev/null", "-i", server.user_key.string(), "-o",
+                                 "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                                 "-o", "ExitOnForwardFailure=yes", "-N", "-L",
                                  std::to_string(local_port) + ":127.0.0.1:" + std::to_string(remote_port), "-p",
-                                 std::to_string(port), user + "@127.0.0.1"},
+                                 std::to_string(server.port), server.user + "@127.0.0.1"},
         std::vector<std::pair<std::string, std::string>>{}, dir / "ssh.log");
     if (!wait_port(local_port, 15s)) error = "ssh -L did not come up: " + ssh->output() + sshd->output();
   }

@@ -40,6 +40,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/openssh.hpp"
 #include "bench/stats.hpp"
 #include "tests/support/loopback.hpp"
 #include "tests/support/proc.hpp"
@@ -219,48 +220,27 @@ struct Airlock {
   }
 };
 
-// sshd -D with its own config, host key and authorized key on a free loopback port.
+// sshd -D of our own on a free loopback port (bench/openssh.hpp), and how to log in to it.
 struct Sshd {
   std::unique_ptr<Child> sshd;
   Target target;
 
   explicit Sshd(const fs::path& dir) {
-    fs::create_directories(dir);
-    std::string d = dir.string();
-    if (shell("ssh-keygen -q -t ed25519 -N '' -f " + shell_quote(d + "/host_key")) != 0 ||
-        shell("ssh-keygen -q -t ed25519 -N '' -f " + shell_quote(d + "/user_key")) != 0)
-      die("ssh-keygen failed");
-    fs::copy_file(dir / "user_key.pub", dir / "authorized_keys");
-    ::chmod((dir / "authorized_keys").c_str(), 0600);
-    // sshd as root wants its privilege separation directory, which a service manager usually makes.
-    if (::geteuid() == 0 && !fs::exists("/run/sshd")) {
-      std::error_code ec;
-      fs::create_directories("/run/sshd", ec);
-      ::chmod("/run/sshd", 0755);
-    }
-    int port = free_port();
-    std::ofstream(dir / "sshd_config") << "Port " << port << "\nListenAddress 127.0.0.1\nHostKey " << d
-                                       << "/host_key\nAuthorizedKeysFile " << d
-                                       << "/authorized_keys\nPidFile none\nUsePAM no\nStrictModes no\n"
-                                          "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-                                          "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
-                                          "PrintMotd no\nPrintLastLog no\nSubsystem sftp internal-sftp\n"
-                                          "LogLevel ERROR\n";
-    int log = ::open((dir / "sshd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    sshd = std::make_unique<Child>(std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", d + "/sshd_config"}, -1,
-                                   log, log);
+    auto server = airlock::bench::prepare_loopback_sshd(dir, free_port());
+    if (!server.error.empty()) die(server.error);
+    int log = ::open(server.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    sshd = std::make_unique<Child>(server.argv, -1, log, log);
     ::close(log);
-    const char* user = std::getenv("USER");
-    std::string login = user != nullptr ? user : (::geteuid() == 0 ? "root" : "");
     target.name = "direct";
     target.ssh_options = common_options(dir);
-    target.ssh_options.insert(target.ssh_options.end(), {"-i", d + "/user_key", "-p", std::to_string(port)});
-    target.host = login + "@127.0.0.1";
+    target.ssh_options.insert(target.ssh_options.end(),
+                              {"-i", server.user_key.string(), "-p", std::to_string(server.port)});
+    target.host = server.user + "@127.0.0.1";
     for (int i = 0; i < 100; ++i) {
       if (shell("ssh" + target.scp_options() + " " + target.host + " true") == 0) return;
       std::this_thread::sleep_for(100ms);
     }
-    die("cannot log in to our own sshd: " + read_file(dir / "sshd.log"));
+    die("cannot log in to our own sshd: " + read_file(server.log));
   }
 };
 
