@@ -1,6 +1,7 @@
 #include "common/util/size.hpp"
 
 #include <cctype>
+#include <cstdint>
 
 namespace airlock {
 
@@ -23,6 +24,7 @@ Result<uint64_t> parse_size(std::string_view text) {
   else if (unit == "m" || unit == "mib" || unit == "mb") mult = uint64_t{1} << 20;
   else if (unit == "g" || unit == "gib" || unit == "gb") mult = uint64_t{1} << 30;
   else return bad("has an unknown unit \"" + unit + "\"");
+  if (v > UINT64_MAX / mult) return bad("is too large");
   return v * mult;
 }
 
