@@ -15,7 +15,7 @@ std::string key_text(const crypto::Key& k) { return log::short_key(crypto::key_t
 // ---- PeerLink -----------------------------------------------------------------------------------
 
 PeerLink::PeerLink(TunnelNode& node, const crypto::Key& key, stream::Role role)
-    : node_(node), key_(key), session_(role, stream::Config{}) {}
+    : node_(node), key_(key), session_(role) {}
 
 // The node is going away: handlers hear on_closed (so they can free themselves) but no reset.
 PeerLink::~PeerLink() {
