@@ -33,8 +33,9 @@ TEST_CASE("durations format back compactly") {
 }
 
 TEST_CASE("what format_duration writes, parse_duration reads back") {
-  for (milliseconds d : std::vector<milliseconds>{milliseconds(0), milliseconds(250), milliseconds(1000), milliseconds(1500), seconds(150),
-                         minutes(90), hours(26) + seconds(7), hours(24 * 365)}) {
+  const std::vector<milliseconds> durations{milliseconds(0), milliseconds(250), milliseconds(1000), milliseconds(1500),
+                                            seconds(150), minutes(90), hours(26) + seconds(7), hours(24 * 365)};
+  for (milliseconds d : durations) {
     auto back = parse_duration(format_duration(d));
     REQUIRE_MESSAGE(back.ok(), format_duration(d));
     CHECK_MESSAGE(*back == d, format_duration(d));
